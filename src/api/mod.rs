@@ -1,0 +1,113 @@
+//! The HTTP API: JoyOI's routes under `/api/v1`, wharf's additions, the OpenAPI document
+//! generated from the handlers, and Swagger UI. The only module that knows status codes.
+
+pub mod access;
+mod actors;
+mod blobs;
+mod envelope;
+mod error;
+mod extract;
+mod health;
+mod instances;
+mod nodes;
+mod state_machines;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub use envelope::Envelope;
+pub use error::ApiError;
+
+use crate::config::Config;
+use crate::store::Store;
+
+/// What every handler can reach: a cheap-to-clone handle.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<Config>,
+    /// Identifies this service process in `fromManagementService`.
+    pub service_id: Arc<str>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "wharf", description = "A Docker-orchestrating distributed executor with a JoyOI-compatible API. \
+        Every answer is the envelope {code, msg, data}; request bodies accept camelCase and PascalCase."),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "Actor", description = "Programs that run in a container"),
+        (name = "StateMachine", description = "Scripts that decide which actors run"),
+        (name = "StateMachineInstance", description = "Runs of state machines"),
+        (name = "Blob", description = "Files in and out of containers"),
+        (name = "DockerNode", description = "Docker engines that run actors"),
+        (name = "Service", description = "The service itself"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    }
+}
+
+/// The documented routes and the OpenAPI document describing exactly them.
+pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(actors::router())
+        .merge(state_machines::router())
+        .merge(blobs::router())
+        .merge(instances::router())
+        .merge(nodes::router())
+        .merge(health::router())
+        .split_for_parts()
+}
+
+/// The whole application: routes, docs, access checks, envelope fallbacks.
+pub fn app(state: AppState, access: access::Access) -> Router {
+    let (routes, openapi) = routes();
+    let max_json_body = usize::try_from(state.config.server.max_json_body).unwrap_or(usize::MAX);
+    routes
+        .merge(SwaggerUi::new("/swagger").url("/api-docs/openapi.json", openapi))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_json_body))
+        .layer(axum::middleware::from_fn_with_state(Arc::new(access), access::check))
+        .layer(axum::middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no route for {}", uri.path()))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
+}
+
+/// Logs each request with its outcome and duration.
+async fn log_request(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if status >= 500 {
+        tracing::warn!(%method, %path, status, elapsed_ms, "request");
+    } else {
+        tracing::debug!(%method, %path, status, elapsed_ms, "request");
+    }
+    response
+}

@@ -1,0 +1,363 @@
+//! The service's settings: a TOML file, then `WHARF_<SECTION>_<KEY>` environment variables,
+//! then command-line flags, each layer overriding the one before. Every setting has a safe
+//! default, so `wharf serve` with no file at all starts a loopback-only service on SQLite.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything `wharf serve` can be told. `config/wharf.toml` documents each key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub auth: AuthConfig,
+    pub acl: AclConfig,
+    pub blobs: BlobConfig,
+    pub log: LogConfig,
+    pub nodes: Vec<NodeConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port the HTTP API listens on.
+    pub bind: String,
+    /// Largest JSON request body in bytes (blob uploads have their own limit).
+    pub max_json_body: u64,
+    /// Seconds to let in-flight requests finish at shutdown.
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://path` (embedded, created on first start) or `postgres://user:pass@host/db`.
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Bearer tokens accepted on the API. Empty: no token needed (loopback binds only).
+    pub tokens: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AclConfig {
+    /// Client addresses or CIDR ranges allowed to call the service. Empty: any address.
+    pub allow: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BlobConfig {
+    /// Size of one stored chunk of blob content, in bytes.
+    pub chunk_size: u64,
+    /// Largest blob accepted, in bytes; larger uploads get 413.
+    pub max_size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` for people, `json` for log collectors.
+    pub format: String,
+    /// A tracing filter such as `info` or `wharf=debug,info`; `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+/// A Docker engine to run actors on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub name: String,
+    /// `unix:///var/run/docker.sock`, `tcp://host:2375`, or `https://host:2376` with `tls`.
+    pub address: String,
+    #[serde(default = "default_image")]
+    pub image: String,
+    #[serde(default = "default_capacity")]
+    pub capacity: u32,
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// Client certificate files for a TLS-protected engine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub ca: String,
+    pub cert: String,
+    pub key: String,
+}
+
+pub const DEFAULT_IMAGE: &str = "wharf/actor:latest";
+pub const DEFAULT_CAPACITY: u32 = 8;
+
+fn default_image() -> String {
+    DEFAULT_IMAGE.to_owned()
+}
+
+fn default_capacity() -> u32 {
+    DEFAULT_CAPACITY
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { bind: "127.0.0.1:8080".into(), max_json_body: 64 << 20, shutdown_grace_secs: 30 }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { url: "sqlite://data/wharf.db".into(), max_connections: 8 }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { tokens: Vec::new() }
+    }
+}
+
+impl Default for AclConfig {
+    fn default() -> Self {
+        Self { allow: Vec::new() }
+    }
+}
+
+impl Default for BlobConfig {
+    fn default() -> Self {
+        Self { chunk_size: 3 << 20, max_size: 1 << 30 }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: "text".into(), filter: "info".into() }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            database: DatabaseConfig::default(),
+            auth: AuthConfig::default(),
+            acl: AclConfig::default(),
+            blobs: BlobConfig::default(),
+            log: LogConfig::default(),
+            nodes: vec![NodeConfig {
+                name: "local".into(),
+                address: "unix:///var/run/docker.sock".into(),
+                image: default_image(),
+                capacity: DEFAULT_CAPACITY,
+                tls: None,
+            }],
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("setting `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl Config {
+    /// Reads `path` (when given), applies `WHARF_*` variables from `env`, and validates.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let (mut table, origin) = match path {
+            Some(path) => {
+                let origin = path.display().to_string();
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: origin.clone(), source })?;
+                let table: toml::Table = toml::from_str(&text)
+                    .map_err(|e| ConfigError::Parse { path: origin.clone(), message: e.to_string() })?;
+                (table, origin)
+            }
+            None => (toml::Table::new(), "(defaults)".to_owned()),
+        };
+        apply_env(&mut table, env)?;
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse { path: origin, message: e.to_string() })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what the types alone cannot: addresses, sizes, names.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid { key: key.into(), message };
+        self.bind_addr()?;
+        if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres")) {
+            return Err(invalid(
+                "database.url",
+                format!("`{}` is neither sqlite://… nor postgres://…", self.database.url),
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(invalid("database.max_connections", "must be at least 1".into()));
+        }
+        if self.blobs.chunk_size < 1024 || self.blobs.chunk_size > (64 << 20) {
+            return Err(invalid("blobs.chunk_size", "must be between 1 KiB and 64 MiB".into()));
+        }
+        if self.blobs.max_size == 0 {
+            return Err(invalid("blobs.max_size", "must be at least 1 byte".into()));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(invalid("log.format", format!("`{}` is neither `text` nor `json`", self.log.format)));
+        }
+        for (i, rule) in self.acl.allow.iter().enumerate() {
+            crate::api::access::IpRule::parse(rule)
+                .map_err(|message| invalid(&format!("acl.allow[{i}]"), message))?;
+        }
+        if self.auth.tokens.iter().any(|t| t.trim().is_empty()) {
+            return Err(invalid("auth.tokens", "a token must not be empty".into()));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            crate::model::node::validate_node_name(&node.name)
+                .map_err(|m| invalid(&format!("nodes[{i}].name"), m))?;
+            crate::model::node::validate_address(&node.address)
+                .map_err(|m| invalid(&format!("nodes[{i}].address"), m))?;
+            if node.capacity == 0 {
+                return Err(invalid(&format!("nodes[{i}].capacity"), "must be at least 1".into()));
+            }
+            if !seen.insert(node.name.as_str()) {
+                return Err(invalid(&format!("nodes[{i}].name"), format!("node `{}` is listed twice", node.name)));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.server.bind.parse().map_err(|e| ConfigError::Invalid {
+            key: "server.bind".into(),
+            message: format!("`{}` is not an address like 127.0.0.1:8080 ({e})", self.server.bind),
+        })
+    }
+}
+
+/// Overrides `[section] key` with `WHARF_SECTION_KEY` for every scalar or list setting,
+/// parsing the value as the setting's type (lists are comma-separated).
+fn apply_env(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    let defaults = toml::Table::try_from(Config::default()).unwrap_or_default();
+    let env: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with("WHARF_")).collect();
+    for (section, keys) in &defaults {
+        let toml::Value::Table(keys) = keys else { continue };
+        for (key, default) in keys {
+            let var = format!("WHARF_{}_{}", section.to_uppercase(), key.to_uppercase());
+            let Some((_, raw)) = env.iter().find(|(k, _)| *k == var) else { continue };
+            let value = parse_env_value(raw, default)
+                .map_err(|message| ConfigError::Env { var: var.clone(), message })?;
+            let entry = table
+                .entry(section.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match entry {
+                toml::Value::Table(t) => {
+                    t.insert(key.clone(), value);
+                }
+                _ => {
+                    return Err(ConfigError::Env {
+                        var,
+                        message: format!("`{section}` in the config file is not a table"),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_env_value(raw: &str, like: &toml::Value) -> Result<toml::Value, String> {
+    match like {
+        toml::Value::Integer(_) => raw
+            .trim()
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .map_err(|_| format!("`{raw}` is not a whole number")),
+        toml::Value::Boolean(_) => match raw.trim() {
+            "true" | "1" => Ok(toml::Value::Boolean(true)),
+            "false" | "0" => Ok(toml::Value::Boolean(false)),
+            _ => Err(format!("`{raw}` is not true or false")),
+        },
+        toml::Value::Array(_) => Ok(toml::Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_owned()))
+                .collect(),
+        )),
+        _ => Ok(toml::Value::String(raw.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(file.path(), text).expect("write temp file");
+        file
+    }
+
+    #[test]
+    fn shipped_config_file_states_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/wharf.toml");
+        let loaded = Config::load(Some(&path), []).expect("config/wharf.toml loads");
+        assert_eq!(loaded, Config::default());
+    }
+
+    #[test]
+    fn env_overrides_file_and_parses_types() {
+        let file = write("[server]\nbind = \"127.0.0.1:9000\"\n[blobs]\nmax_size = 10\n");
+        let config = Config::load(
+            Some(file.path()),
+            env(&[("WHARF_BLOBS_MAX_SIZE", "2048"), ("WHARF_AUTH_TOKENS", "a, b"), ("WHARF_OTHER", "x")]),
+        )
+        .expect("loads");
+        assert_eq!(config.server.bind, "127.0.0.1:9000");
+        assert_eq!(config.blobs.max_size, 2048);
+        assert_eq!(config.auth.tokens, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        fn check(file: &str, env_pairs: &[(&str, &str)], needle: &str) {
+            let file = write(file);
+            let err = Config::load(Some(file.path()), env(env_pairs)).expect_err("must fail").to_string();
+            assert!(err.contains(needle), "`{err}` should mention `{needle}`");
+        }
+        check("[server]\nbnd = \"x\"\n", &[], "bnd");
+        check("[blobs]\nmax_size = \"big\"\n", &[], "max_size");
+        check("[server]\nbind = \"nowhere\"\n", &[], "server.bind");
+        check("", &[("WHARF_BLOBS_CHUNK_SIZE", "lots")], "WHARF_BLOBS_CHUNK_SIZE");
+        check("[log]\nformat = \"xml\"\n", &[], "log.format");
+        check("[acl]\nallow = [\"10.0.0.0/99\"]\n", &[], "acl.allow[0]");
+        check("[[nodes]]\nname = \"a\"\naddress = \"ftp://x\"\n", &[], "nodes[0].address");
+        check("[database]\nurl = \"mysql://x\"\n", &[], "database.url");
+        check("this is not toml", &[], "config file");
+    }
+}

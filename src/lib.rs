@@ -1,0 +1,19 @@
+//! wharf: a Docker-orchestrating distributed executor with a JoyOI-compatible HTTP API.
+//!
+//! Layout:
+//! - [`config`]: settings from a TOML file, `WHARF_*` variables and flags.
+//! - [`model`]: the resources (actors, state machines, blobs, instances, nodes) as users see them.
+//! - [`store`]: the database (SQLite embedded, PostgreSQL for scale) behind one handle.
+//! - [`script`]: the sandboxed Rhai engine state machines are written for.
+//! - [`api`]: HTTP routes, the `{code, msg, data}` envelope, access control, OpenAPI.
+//! - [`server`]: `wharf serve`, which ties the above together and shuts down cleanly.
+//! - [`cli`]: the command line of the `wharf` binary.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod logging;
+pub mod model;
+pub mod script;
+pub mod server;
+pub mod store;

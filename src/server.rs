@@ -1,0 +1,120 @@
+//! `wharf serve`: opens the database, registers the configured nodes, and serves the API
+//! until the shutdown future completes, then lets requests finish within a deadline.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState, access};
+use crate::config::Config;
+use crate::model::node::NodeRecord;
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(
+        "refusing to listen on {addr} without an access token: anyone who can reach it could run programs. \
+         Set auth.tokens in the config file (or WHARF_AUTH_TOKENS=<secret>), or bind to 127.0.0.1"
+    )]
+    Exposed { addr: SocketAddr },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("HTTP server failed: {0}")]
+    Http(std::io::Error),
+}
+
+/// Refuses a non-loopback address unless tokens are configured.
+pub fn check_exposure(config: &Config, addr: SocketAddr) -> Result<(), ServeError> {
+    if !addr.ip().is_loopback() && config.auth.tokens.is_empty() {
+        return Err(ServeError::Exposed { addr });
+    }
+    Ok(())
+}
+
+/// Binds the configured address.
+pub async fn bind(config: &Config) -> Result<TcpListener, ServeError> {
+    let addr = config.bind_addr().map_err(|e| ServeError::Bind { addr: config.server.bind.clone(), source: std::io::Error::other(e.to_string()) })?;
+    check_exposure(config, addr)?;
+    TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr: config.server.bind.clone(), source })
+}
+
+/// Runs the service on `listener` until `shutdown` completes.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let local = listener.local_addr().map_err(ServeError::Http)?;
+    check_exposure(&config, local)?;
+    let store = Store::open(&config.database.url, config.database.max_connections).await?;
+    register_config_nodes(&store, &config).await?;
+    let access = access::Access {
+        tokens: config.auth.tokens.clone(),
+        // Validated when the config was loaded.
+        allow: config.acl.allow.iter().filter_map(|rule| access::IpRule::parse(rule).ok()).collect(),
+    };
+    let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+    let state = AppState {
+        store: store.clone(),
+        config: Arc::new(config),
+        service_id: format!("wharf@{}", hostname()).into(),
+    };
+    let app = api::app(state, access);
+    tracing::info!(address = %local, database = ?store.backend(), "wharf is listening");
+
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: no new connections");
+            let _ = stopping_tx.send(());
+        });
+    let server = tokio::spawn(async move { server.await });
+    let outcome = tokio::select! {
+        result = server => result,
+        _ = async {
+            let _ = stopping_rx.await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(grace_secs = grace.as_secs(), "requests still running after the grace period; stopping anyway");
+            Ok(Ok(()))
+        }
+    };
+    store.close().await;
+    match outcome {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(ServeError::Http(e)),
+        Err(join) => Err(ServeError::Http(std::io::Error::other(join.to_string()))),
+    }
+}
+
+/// Makes the nodes listed in the config file present in the database.
+async fn register_config_nodes(store: &Store, config: &Config) -> Result<(), StoreError> {
+    for node in &config.nodes {
+        let record = NodeRecord {
+            name: node.name.clone(),
+            address: node.address.clone(),
+            image: node.image.clone(),
+            capacity: i64::from(node.capacity),
+            drained: false,
+            tls: node.tls.as_ref().map(|t| crate::model::node::NodeTls {
+                ca: t.ca.clone(),
+                cert: t.cert.clone(),
+                key: t.key.clone(),
+            }),
+            source: "config".into(),
+            created_at: crate::model::now_millis(),
+        };
+        store.sync_config_node(&record).await?;
+    }
+    Ok(())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "localhost".into())
+}

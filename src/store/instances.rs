@@ -1,0 +1,196 @@
+//! Stored state machine instances: their parameters, status and history fields.
+
+use std::collections::BTreeMap;
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use uuid::Uuid;
+
+use super::{Page, Store, StoreError, from_json, parse_uuid, to_json};
+use crate::model::blob::BlobRef;
+use crate::model::instance::{Instance, Status};
+use crate::model::limitation::Limitation;
+use crate::model::{now_millis, to_time};
+
+/// What a caller gives to start an instance.
+#[derive(Debug, Clone)]
+pub struct NewInstance {
+    pub name: String,
+    pub initial_blobs: Vec<BlobRef>,
+    pub limitation: Option<Limitation>,
+    pub parameters: BTreeMap<String, String>,
+    pub priority: i64,
+}
+
+/// Filters of `GET /StateMachineInstance/All`; times are milliseconds, inclusive.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceFilter {
+    pub name: Option<String>,
+    pub stage: Option<String>,
+    pub status: Option<Status>,
+    pub created_from: Option<i64>,
+    pub created_to: Option<i64>,
+}
+
+const COLUMNS: &str = "id, name, status, stage, initial_blobs, limitation, parameters, priority, from_service, \
+                       re_run_times, exception, execution_key, result, created_at, start_time, end_time";
+
+fn instance(row: &AnyRow) -> Result<Instance, StoreError> {
+    let get = |e: sqlx::Error| StoreError::Database { doing: "reading an instance", source: e };
+    let status: String = row.try_get("status").map_err(get)?;
+    let limitation: Option<String> = row.try_get("limitation").map_err(get)?;
+    let result: Option<String> = row.try_get("result").map_err(get)?;
+    let start: Option<i64> = row.try_get("start_time").map_err(get)?;
+    let end: Option<i64> = row.try_get("end_time").map_err(get)?;
+    Ok(Instance {
+        id: parse_uuid("instance id", &row.try_get::<String, _>("id").map_err(get)?)?,
+        name: row.try_get("name").map_err(get)?,
+        status: Status::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt { what: "instance status", detail: status.clone() })?,
+        stage: row.try_get("stage").map_err(get)?,
+        started_actors: Vec::new(),
+        initial_blobs: from_json("initial blobs", &row.try_get::<String, _>("initial_blobs").map_err(get)?)?,
+        limitation: limitation.map(|l| from_json("instance limitation", &l)).transpose()?,
+        parameters: from_json("instance parameters", &row.try_get::<String, _>("parameters").map_err(get)?)?,
+        priority: row.try_get("priority").map_err(get)?,
+        from_management_service: row.try_get("from_service").map_err(get)?,
+        re_run_times: row.try_get("re_run_times").map_err(get)?,
+        exception: row.try_get("exception").map_err(get)?,
+        execution_key: row.try_get("execution_key").map_err(get)?,
+        result: result.map(|r| from_json("instance result", &r)).transpose()?,
+        created_at: to_time(row.try_get("created_at").map_err(get)?),
+        start_time: start.map(to_time),
+        end_time: end.map(to_time),
+    })
+}
+
+impl Store {
+    pub async fn create_instance(&self, new: &NewInstance, from_service: &str) -> Result<Uuid, StoreError> {
+        let id = Uuid::new_v4();
+        sqlx::query(
+            "INSERT INTO instances (id, name, status, stage, initial_blobs, limitation, parameters, priority, \
+             from_service, re_run_times, created_at) VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8, 0, $9)",
+        )
+        .bind(id.to_string())
+        .bind(&new.name)
+        .bind(Status::Queued.as_str())
+        .bind(to_json(&new.initial_blobs))
+        .bind(new.limitation.as_ref().map(to_json))
+        .bind(to_json(&new.parameters))
+        .bind(new.priority)
+        .bind(from_service)
+        .bind(now_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::db("storing an instance"))?;
+        Ok(id)
+    }
+
+    pub async fn get_instance(&self, id: Uuid) -> Result<Instance, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM instances WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::db("reading an instance"))?;
+        match row {
+            Some(row) => instance(&row),
+            None => Err(StoreError::NotFound { kind: "instance", key: id.to_string() }),
+        }
+    }
+
+    pub async fn list_instances(
+        &self,
+        filter: &InstanceFilter,
+        page: Page,
+    ) -> Result<(Vec<Instance>, i64), StoreError> {
+        let mut conditions = Vec::new();
+        let mut texts = Vec::new();
+        let mut numbers = Vec::new();
+        for (column, value) in [
+            ("name", filter.name.clone()),
+            ("stage", filter.stage.clone()),
+            ("status", filter.status.map(|s| s.as_str().to_owned())),
+        ] {
+            if let Some(value) = value {
+                texts.push(value);
+                conditions.push(format!("{column} = ${}", texts.len()));
+            }
+        }
+        for (op, value) in [(">=", filter.created_from), ("<=", filter.created_to)] {
+            if let Some(value) = value {
+                numbers.push(value);
+                conditions.push(format!("created_at {op} ${}", texts.len() + numbers.len()));
+            }
+        }
+        let clause = if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
+        let list_sql = format!("SELECT {COLUMNS} FROM instances{clause} ORDER BY created_at DESC, id{}", page.sql());
+        let count_sql = format!("SELECT COUNT(*) FROM instances{clause}");
+        let mut list = sqlx::query(sqlx::AssertSqlSafe(list_sql));
+        let mut count = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql));
+        for text in &texts {
+            list = list.bind(text.clone());
+            count = count.bind(text.clone());
+        }
+        for number in &numbers {
+            list = list.bind(*number);
+            count = count.bind(*number);
+        }
+        let rows = list.fetch_all(&self.pool).await.map_err(StoreError::db("listing instances"))?;
+        let total = count.fetch_one(&self.pool).await.map_err(StoreError::db("counting instances"))?;
+        Ok((rows.iter().map(instance).collect::<Result<_, _>>()?, total))
+    }
+
+    /// Sets the stage to continue from and changes parameters (`None` values remove a key).
+    pub async fn patch_instance(
+        &self,
+        id: Uuid,
+        stage: Option<&str>,
+        parameters: Option<&BTreeMap<String, Option<String>>>,
+    ) -> Result<Instance, StoreError> {
+        let mut current = self.get_instance(id).await?;
+        if let Some(changes) = parameters {
+            for (key, value) in changes {
+                match value {
+                    Some(value) => current.parameters.insert(key.clone(), value.clone()),
+                    None => current.parameters.remove(key),
+                };
+            }
+        }
+        if let Some(stage) = stage {
+            current.stage = Some(stage.to_owned());
+        }
+        sqlx::query("UPDATE instances SET stage = $1, parameters = $2 WHERE id = $3")
+            .bind(current.stage.clone())
+            .bind(to_json(&current.parameters))
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::db("updating an instance"))?;
+        Ok(current)
+    }
+
+    /// Marks an unfinished instance Cancelled; a finished one is left as it is.
+    pub async fn cancel_instance(&self, id: Uuid) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE instances SET status = $1, end_time = $2, exception = $3 WHERE id = $4 AND status IN ($5, $6)",
+        )
+        .bind(Status::Cancelled.as_str())
+        .bind(now_millis())
+        .bind("cancelled by request")
+        .bind(id.to_string())
+        .bind(Status::Queued.as_str())
+        .bind(Status::Running.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::db("cancelling an instance"))?;
+        if done.rows_affected() == 0 {
+            let current = self.get_instance(id).await?;
+            return Err(StoreError::Conflict(format!(
+                "instance `{id}` has already ended ({})",
+                current.status.as_str()
+            )));
+        }
+        Ok(())
+    }
+}

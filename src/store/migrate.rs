@@ -1,0 +1,61 @@
+//! Schema migrations, embedded in the binary and applied in order at start-up.
+//! One SQL file per version under `migrations/`, valid on SQLite and PostgreSQL alike.
+
+use super::{Backend, Store, StoreError};
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial", include_str!("../../migrations/0001_initial.sql"))];
+
+/// Applies every migration not yet recorded in `wharf_migrations`, each in a transaction.
+pub(super) async fn run(store: &Store) -> Result<(), StoreError> {
+    let pool = &store.pool;
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS wharf_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .execute(pool)
+    .await
+    .map_err(StoreError::db("creating the migrations table"))?;
+    for &(version, name, sql) in MIGRATIONS {
+        let mut tx = pool.begin().await.map_err(StoreError::db("starting a migration"))?;
+        if store.backend == Backend::Postgres {
+            // Several replicas may start at once: the first one migrates, the others wait.
+            sqlx::query("SELECT pg_advisory_xact_lock(7301)")
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::db("locking the schema"))?;
+        }
+        let applied = sqlx::query("SELECT version FROM wharf_migrations WHERE version = $1")
+            .bind(version)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(StoreError::db("reading applied migrations"))?;
+        if applied.is_some() {
+            continue;
+        }
+        for statement in statements(sql) {
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(&mut *tx)
+                .await
+                .map_err(|source| StoreError::Migrate { version, name, source })?;
+        }
+        sqlx::query("INSERT INTO wharf_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+            .bind(version)
+            .bind(name)
+            .bind(crate::model::now_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(|source| StoreError::Migrate { version, name, source })?;
+        tx.commit().await.map_err(|source| StoreError::Migrate { version, name, source })?;
+        tracing::info!(version, name, "applied database migration");
+    }
+    Ok(())
+}
+
+/// Splits a migration into statements, dropping `--` comments.
+fn statements(sql: &str) -> Vec<String> {
+    let without_comments: String = sql
+        .lines()
+        .map(|line| line.split("--").next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n");
+    without_comments.split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
