@@ -151,16 +151,28 @@ else
         tar -C "$work/rootfs" --numeric-owner -cf "$rootfs_tar" . || die "cannot pack the rootfs"
     fi
     say "importing $base"
+    previous_base=$(docker image inspect "$base" --format '{{ .Id }}' 2>/dev/null || true)
     docker import --change "LABEL wharf.base=$base_hash" --change 'CMD ["/bin/sh"]' \
         "$rootfs_tar" "$base" >/dev/null || die "docker import of $base failed"
+    # The replaced base goes once nothing builds on it (wharf/full is rebuilt just below).
+    base_to_remove=$previous_base
 fi
 
 # --- the image: runner and layout on the base -------------------------------------
+previous_id=$(docker image inspect "$image" --format '{{ .Id }}' 2>/dev/null || true)
 mkdir -p "$work/ctx"
 install -m 0755 "$runner" "$work/ctx/runner"
 cp "$dockerfile" "$work/ctx/Dockerfile"
 say "building $image on $base (wharf.content=$content)"
 docker build --quiet --build-arg "BASE=$base" --label "wharf.content=$content" -t "$image" "$work/ctx" >/dev/null \
     || die "docker build of $image failed"
+# The image this one replaced, now untagged, is only garbage (kept if a container uses it).
+new_id=$(docker image inspect "$image" --format '{{ .Id }}')
+if [[ -n "$previous_id" && "$previous_id" != "$new_id" ]]; then
+    docker rmi "$previous_id" >/dev/null 2>&1 || true
+fi
+if [[ -n "${base_to_remove:-}" && "$base_to_remove" != "$(docker image inspect "$base" --format '{{ .Id }}')" ]]; then
+    docker rmi "$base_to_remove" >/dev/null 2>&1 || true
+fi
 size=$(docker image inspect "$image" --format '{{ .Size }}')
 say "built $image, $((size / 1024 / 1024)) MiB"

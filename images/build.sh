@@ -96,8 +96,14 @@ chmod 0644 "$root/etc/passwd" "$root/etc/group"
 cp "$dockerfile" "$ctx/Dockerfile"
 
 # --- build ------------------------------------------------------------------------
+previous_id=$(docker image inspect "$image" --format '{{ .Id }}' 2>/dev/null || true)
 echo "build.sh: building $image (wharf.content=$content)" >&2
 docker build --quiet --label "wharf.content=$content" -t "$image" "$ctx" >/dev/null \
     || die "docker build of $image failed"
+# The image this one replaced, now untagged, is only garbage (kept if a container uses it).
+new_id=$(docker image inspect "$image" --format '{{ .Id }}')
+if [[ -n "$previous_id" && "$previous_id" != "$new_id" ]]; then
+    docker rmi "$previous_id" >/dev/null 2>&1 || true
+fi
 size=$(docker image inspect "$image" --format '{{ .Size }}')
 echo "build.sh: built $image, $((size / 1024)) KiB" >&2

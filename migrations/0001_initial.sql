@@ -1,5 +1,6 @@
 -- The first schema. Written in the subset SQLite and PostgreSQL share: TEXT, BIGINT, BYTEA;
--- ids are UUID text, times are milliseconds since the epoch, booleans are 0/1.
+-- ids are UUID text, times are milliseconds since the epoch, booleans are 0/1. `seq` orders
+-- listings newest first: a microsecond timestamp that never repeats within one process.
 
 CREATE TABLE actors (
     id          TEXT PRIMARY KEY,
@@ -8,18 +9,22 @@ CREATE TABLE actors (
     image       TEXT,
     outputs     TEXT NOT NULL,
     limitation  TEXT,
+    seq         BIGINT NOT NULL,
     created_at  BIGINT NOT NULL,
     updated_at  BIGINT NOT NULL
 );
+CREATE INDEX actors_seq ON actors (seq);
 
 CREATE TABLE state_machines (
     id          TEXT PRIMARY KEY,
     name        TEXT NOT NULL UNIQUE,
     body        TEXT NOT NULL,
     limitation  TEXT,
+    seq         BIGINT NOT NULL,
     created_at  BIGINT NOT NULL,
     updated_at  BIGINT NOT NULL
 );
+CREATE INDEX state_machines_seq ON state_machines (seq);
 
 -- Content is stored once per SHA-256, split into chunks. Chunks are written first, each on
 -- its own, and the content row last: a content row means all its chunks are there.
@@ -43,9 +48,10 @@ CREATE TABLE blobs (
     name        TEXT NOT NULL,
     remark      TEXT NOT NULL,
     time_stamp  BIGINT NOT NULL,
+    seq         BIGINT NOT NULL,
     created_at  BIGINT NOT NULL
 );
-CREATE INDEX blobs_created ON blobs (created_at);
+CREATE INDEX blobs_seq ON blobs (seq);
 
 CREATE TABLE instances (
     id              TEXT PRIMARY KEY,
@@ -61,10 +67,12 @@ CREATE TABLE instances (
     exception       TEXT,
     execution_key   TEXT,
     result          TEXT,
+    seq             BIGINT NOT NULL,
     created_at      BIGINT NOT NULL,
     start_time      BIGINT,
     end_time        BIGINT
 );
+CREATE INDEX instances_seq ON instances (seq);
 CREATE INDEX instances_created ON instances (created_at);
 CREATE INDEX instances_status ON instances (status);
 

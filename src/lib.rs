@@ -17,3 +17,9 @@ pub mod model;
 pub mod script;
 pub mod server;
 pub mod store;
+
+/// Installs ring as the process's TLS crypto provider (for the Docker client and outgoing
+/// HTTP). Call before building any HTTP client; later calls do nothing.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

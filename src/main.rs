@@ -7,6 +7,7 @@ use wharf::cli::{Cli, Command};
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    wharf::install_crypto_provider();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,

@@ -49,6 +49,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    crate::install_crypto_provider();
     let local = listener.local_addr().map_err(ServeError::Http)?;
     check_exposure(&config, local)?;
     let store = Store::open(&config.database.url, config.database.max_connections).await?;

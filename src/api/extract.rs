@@ -36,8 +36,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 
 /// Parses JSON, naming the path of the offending field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::BadRequest("request body is empty: expected a JSON object".into()));
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => return Err(ApiError::BadRequest("request body is empty: expected a JSON object".into())),
+        Some(b'{') => {}
+        Some(_) => return Err(ApiError::BadRequest("invalid request body: expected a JSON object".into())),
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
@@ -66,7 +68,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
         let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(deserializer).map(QueryParams).map_err(|err| {
             let path = err.path().to_string();
-            ApiError::BadRequest(format!("query parameter `{path}`: {}", err.into_inner()))
+            let inner = err.into_inner();
+            if path == "." {
+                ApiError::BadRequest(format!("query string: {inner}"))
+            } else {
+                ApiError::BadRequest(format!("query parameter `{path}`: {inner}"))
+            }
         })
     }
 }

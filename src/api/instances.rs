@@ -60,10 +60,10 @@ pub struct InstanceQuery {
     /// Queued, Running, Succeeded, Failed or Cancelled.
     pub status: Option<String>,
     /// Created at or after: RFC 3339, a date (YYYY-MM-DD) or milliseconds since the epoch.
-    #[serde(alias = "beginTime")]
+    #[serde(rename = "begin_time", alias = "beginTime")]
     pub begin_time: Option<String>,
     /// Created at or before, in the same forms.
-    #[serde(alias = "finishTime")]
+    #[serde(rename = "finish_time", alias = "finishTime")]
     pub finish_time: Option<String>,
     pub page: Option<i64>,
     #[serde(alias = "page_size")]

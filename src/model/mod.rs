@@ -31,6 +31,18 @@ pub fn now_millis() -> i64 {
     Utc::now().timestamp_millis()
 }
 
+/// A key that orders rows by creation: microseconds since the epoch, strictly increasing
+/// within this process even when two rows are made in the same microsecond.
+pub fn next_seq() -> i64 {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    let now = Utc::now().timestamp_micros();
+    let previous = LAST.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| Some(now.max(last + 1)));
+    // fetch_update with a closure that always returns Some cannot fail.
+    let previous = previous.unwrap_or_else(|last| last);
+    now.max(previous + 1)
+}
+
 /// A stored time as the API shows it.
 pub fn to_time(millis: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(millis).single().unwrap_or_default()

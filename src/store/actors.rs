@@ -44,7 +44,7 @@ fn actor(row: &AnyRow) -> Result<Actor, StoreError> {
 
 impl Store {
     pub async fn list_actors(&self, page: Page) -> Result<(Vec<Actor>, i64), StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM actors ORDER BY created_at DESC, name{}", page.sql());
+        let sql = format!("SELECT {COLUMNS} FROM actors ORDER BY seq DESC{}", page.sql());
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .fetch_all(&self.pool)
             .await
@@ -70,8 +70,8 @@ impl Store {
         let id = Uuid::new_v4();
         let now = now_millis();
         sqlx::query(
-            "INSERT INTO actors (id, name, body, image, outputs, limitation, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+            "INSERT INTO actors (id, name, body, image, outputs, limitation, seq, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
         )
         .bind(id.to_string())
         .bind(&fields.name)
@@ -79,6 +79,7 @@ impl Store {
         .bind(fields.image.clone())
         .bind(to_json(&fields.outputs))
         .bind(fields.limitation.as_ref().map(to_json))
+        .bind(crate::model::next_seq())
         .bind(now)
         .execute(&self.pool)
         .await

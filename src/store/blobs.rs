@@ -124,13 +124,14 @@ impl Store {
         .await
         .map_err(StoreError::db("storing blob content"))?;
         sqlx::query(
-            "INSERT INTO blobs (id, sha256, name, remark, time_stamp, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO blobs (id, sha256, name, remark, time_stamp, seq, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(id.to_string())
         .bind(&sha256)
         .bind(&upload.name)
         .bind(&upload.remark)
         .bind(upload.time_stamp)
+        .bind(crate::model::next_seq())
         .bind(now)
         .execute(&mut *tx)
         .await
@@ -179,7 +180,7 @@ impl Store {
     pub async fn list_blobs(&self, page: Page) -> Result<(Vec<Blob>, i64), StoreError> {
         let sql = format!(
             "SELECT {COLUMNS} FROM blobs b JOIN blob_contents c ON c.sha256 = b.sha256 \
-             ORDER BY b.created_at DESC, b.id{}",
+             ORDER BY b.seq DESC{}",
             page.sql()
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))

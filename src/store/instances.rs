@@ -69,7 +69,7 @@ impl Store {
         let id = Uuid::new_v4();
         sqlx::query(
             "INSERT INTO instances (id, name, status, stage, initial_blobs, limitation, parameters, priority, \
-             from_service, re_run_times, created_at) VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8, 0, $9)",
+             from_service, re_run_times, seq, created_at) VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8, 0, $9, $10)",
         )
         .bind(id.to_string())
         .bind(&new.name)
@@ -79,6 +79,7 @@ impl Store {
         .bind(to_json(&new.parameters))
         .bind(new.priority)
         .bind(from_service)
+        .bind(crate::model::next_seq())
         .bind(now_millis())
         .execute(&self.pool)
         .await
@@ -124,7 +125,7 @@ impl Store {
             }
         }
         let clause = if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
-        let list_sql = format!("SELECT {COLUMNS} FROM instances{clause} ORDER BY created_at DESC, id{}", page.sql());
+        let list_sql = format!("SELECT {COLUMNS} FROM instances{clause} ORDER BY seq DESC{}", page.sql());
         let count_sql = format!("SELECT COUNT(*) FROM instances{clause}");
         let mut list = sqlx::query(sqlx::AssertSqlSafe(list_sql));
         let mut count = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql));

@@ -40,7 +40,7 @@ fn state_machine(row: &AnyRow) -> Result<StateMachine, StoreError> {
 
 impl Store {
     pub async fn list_state_machines(&self, page: Page) -> Result<(Vec<StateMachine>, i64), StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM state_machines ORDER BY created_at DESC, name{}", page.sql());
+        let sql = format!("SELECT {COLUMNS} FROM state_machines ORDER BY seq DESC{}", page.sql());
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .fetch_all(&self.pool)
             .await
@@ -65,13 +65,14 @@ impl Store {
     pub async fn create_state_machine(&self, fields: &StateMachineFields) -> Result<Uuid, StoreError> {
         let id = Uuid::new_v4();
         sqlx::query(
-            "INSERT INTO state_machines (id, name, body, limitation, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $5)",
+            "INSERT INTO state_machines (id, name, body, limitation, seq, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6)",
         )
         .bind(id.to_string())
         .bind(&fields.name)
         .bind(&fields.body)
         .bind(fields.limitation.as_ref().map(to_json))
+        .bind(crate::model::next_seq())
         .bind(now_millis())
         .execute(&self.pool)
         .await

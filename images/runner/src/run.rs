@@ -120,10 +120,15 @@ pub fn run(argv: &[String], time_limit: Duration) -> Result<Measurement, RunErro
     let pid = child.id() as libc::pid_t;
 
     let (ended, ended_rx) = mpsc::channel::<()>();
-    let deadline = start + time_limit;
+    // A limit too large for the clock means no wall-clock limit at all.
+    let deadline = start.checked_add(time_limit);
     let watchdog = thread::Builder::new()
         .name("watchdog".into())
         .spawn(move || {
+            let Some(deadline) = deadline else {
+                let _ = ended_rx.recv();
+                return false;
+            };
             match ended_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Err(RecvTimeoutError::Timeout) => {
                     kill_group(pid);

@@ -1,0 +1,160 @@
+//! The real `wharf` binary as an operator starts it: refusals at start-up, clean shutdown,
+//! and memory that stays flat while a large blob streams in and out.
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn wharf() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wharf"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("WHARF_") {
+            command.env_remove(key);
+        }
+    }
+    command.stdout(Stdio::null()).stderr(Stdio::piped());
+    command
+}
+
+fn free_port() -> u16 {
+    wharf::install_crypto_provider();
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// Runs a command that must fail at start-up; returns what it printed.
+fn refusal(command: &mut Command) -> String {
+    let output = command.output().expect("run wharf");
+    assert!(!output.status.success(), "wharf must refuse to start");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+struct Running {
+    child: Child,
+    base: String,
+}
+
+impl Running {
+    fn start(dir: &std::path::Path) -> Running {
+        let port = free_port();
+        let child = wharf()
+            .current_dir(dir)
+            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .spawn()
+            .expect("start wharf");
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "wharf did not start listening");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Running { child, base }
+    }
+
+    /// Peak resident memory of the process so far, in bytes.
+    fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("proc status");
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
+        line.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()).expect("number") * 1024
+    }
+
+    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "wharf did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut log = String::new();
+        if let Some(mut stderr) = self.child.stderr.take() {
+            let _ = stderr.read_to_string(&mut log);
+        }
+        (status, log)
+    }
+}
+
+#[test]
+fn refuses_public_bind_without_token() {
+    let dir = tempfile::tempdir().expect("dir");
+    let message = refusal(wharf().current_dir(dir.path()).args(["serve", "--bind", "0.0.0.0:0"]));
+    assert!(message.contains("auth.tokens"), "{message}");
+    assert!(message.contains("127.0.0.1"), "says how to fix it: {message}");
+    assert!(!dir.path().join("data").exists(), "nothing created on a refused start");
+}
+
+#[test]
+fn bad_config_names_the_key() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("wharf.toml");
+    std::fs::write(&path, "[blobs]\nmax_size = \"huge\"\n").expect("write");
+    let message = refusal(wharf().args(["serve", "--config"]).arg(&path));
+    assert!(message.contains("max_size"), "{message}");
+
+    let message = refusal(wharf().current_dir(dir.path()).env("WHARF_SERVER_BIND", "nowhere").args(["serve", "--config"]).arg(&path));
+    assert!(message.contains("max_size") || message.contains("server.bind"), "{message}");
+
+    std::fs::write(&path, "[server]\nbind = \"127.0.0.1:0\"\n").expect("write");
+    let message = refusal(wharf().env("WHARF_BLOBS_CHUNK_SIZE", "lots").args(["serve", "--config"]).arg(&path));
+    assert!(message.contains("WHARF_BLOBS_CHUNK_SIZE"), "{message}");
+    let message = refusal(wharf().args(["serve", "--config", "/nonexistent/wharf.toml"]));
+    assert!(message.contains("/nonexistent/wharf.toml"), "{message}");
+}
+
+#[test]
+fn starts_with_defaults_and_stops_cleanly() {
+    let dir = tempfile::tempdir().expect("dir");
+    let running = Running::start(dir.path());
+    let health = reqwest::blocking::get(format!("{}/healthz", running.base)).expect("healthz");
+    assert_eq!(health.status(), 200);
+    assert!(dir.path().join("data/wharf.db").exists(), "the default SQLite file is created");
+    let (status, log) = running.terminate();
+    assert!(status.success(), "exit status {status:?}; log:\n{log}");
+    assert!(log.contains("wharf is listening"), "{log}");
+    assert!(log.contains("shutting down"), "{log}");
+}
+
+#[test]
+fn large_blobs_stream_in_constant_memory() {
+    const SIZE: u64 = 256 << 20;
+    let dir = tempfile::tempdir().expect("dir");
+    let running = Running::start(dir.path());
+    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(300)).build().expect("client");
+    let baseline = running.peak_rss();
+
+    // A reader that makes 256 MiB of bytes without holding them.
+    struct Zeros(u64);
+    impl Read for Zeros {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = (buf.len() as u64).min(self.0) as usize;
+            buf[..n].iter_mut().enumerate().for_each(|(i, b)| *b = (i % 251) as u8);
+            self.0 -= n as u64;
+            Ok(n)
+        }
+    }
+    let upload = client
+        .put(format!("{}/api/v1/Blob/raw?name=big.bin", running.base))
+        .body(reqwest::blocking::Body::new(Zeros(SIZE)))
+        .send()
+        .expect("upload");
+    assert_eq!(upload.status(), 200);
+    let id = upload.json::<serde_json::Value>().expect("json")["data"]["id"].as_str().expect("id").to_owned();
+
+    let mut download = client.get(format!("{}/api/v1/Blob/{id}/content", running.base)).send().expect("download");
+    assert_eq!(download.status(), 200);
+    let mut received = 0u64;
+    let mut buf = vec![0; 1 << 16];
+    loop {
+        let n = download.read(&mut buf).expect("read");
+        if n == 0 {
+            break;
+        }
+        received += n as u64;
+    }
+    assert_eq!(received, SIZE);
+    let grew = running.peak_rss().saturating_sub(baseline);
+    let (status, log) = running.terminate();
+    assert!(status.success(), "{log}");
+    assert!(grew < 96 << 20, "a 256 MiB blob went through while memory grew by only {} MiB", grew >> 20);
+}

@@ -1,0 +1,119 @@
+//! `/api/v1/StateMachineInstance`: starting runs in JoyOI's shape, filtering, patching, cancelling.
+
+use serde_json::json;
+
+use crate::on_both_databases;
+use crate::support::{Db, TestServer};
+
+on_both_databases!(instance_lifecycle, instance_bad_input_changes_nothing);
+
+async fn instance_lifecycle(db: Db) {
+    let server = TestServer::start(db).await;
+    server.put("/api/v1/StateMachine", json!({"name": "judge", "body": "1"})).await.expect_ok();
+    server.put("/api/v1/StateMachine", json!({"name": "other", "body": "2"})).await.expect_ok();
+    let source = server.blob("Main.c", b"int main(){}").await;
+    let input = server.blob("input_1.txt", b"1 2\n").await;
+
+    // Exactly what JoyOI's SDK sends.
+    let started = server
+        .put(
+            "/api/v1/StateMachineInstance",
+            json!({
+                "Name": "judge",
+                "InitialBlobs": [{"Id": source, "Name": "Main.c"}, {"Id": input, "Name": "input_1.txt", "Tag": "case1"}],
+                "Parameters": {"Host": "http://127.0.0.1:9/judge", "Debug": "false"},
+                "Priority": 1,
+                "Limitation": {"ExecutionTimeout": 1000}
+            }),
+        )
+        .await;
+    let id = started.expect_ok()["id"].as_str().expect("id").to_owned();
+    let other = server.put("/api/v1/StateMachineInstance", json!({"name": "other"})).await;
+    let other_id = other.expect_ok()["id"].as_str().expect("id").to_owned();
+
+    let instance = server.get(&format!("/api/v1/StateMachineInstance/{id}")).await;
+    let instance = instance.expect_ok();
+    assert_eq!(instance["name"], "judge");
+    assert_eq!(instance["status"], "Queued");
+    assert_eq!(instance["priority"], 1);
+    assert_eq!(instance["initialBlobs"][1], json!({"id": input, "name": "input_1.txt", "tag": "case1"}));
+    assert_eq!(instance["parameters"]["Host"], "http://127.0.0.1:9/judge");
+    assert_eq!(instance["limitation"]["executionTimeout"], 1000);
+    assert_eq!(instance["startedActors"], json!([]));
+    assert_eq!(instance["reRunTimes"], 0);
+    for field in ["stage", "exception", "executionKey", "startTime", "endTime", "fromManagementService"] {
+        assert!(instance.get(field).is_some(), "JoyOI field {field} is present");
+    }
+
+    let all = server.get("/api/v1/StateMachineInstance/All").await;
+    assert_eq!(all.expect_ok()[0]["id"], other_id.as_str(), "newest first");
+    assert_eq!(server.count("/api/v1/StateMachineInstance/All?name=judge").await, 1);
+    assert_eq!(server.count("/api/v1/StateMachineInstance/All?status=Queued").await, 2);
+    assert_eq!(server.count("/api/v1/StateMachineInstance/All?status=queued&name=other").await, 1);
+    assert_eq!(server.count("/api/v1/StateMachineInstance/All?status=Running").await, 0);
+    assert_eq!(server.count("/api/v1/StateMachineInstance/All?begin_time=2000-01-01").await, 2);
+    assert_eq!(server.count("/api/v1/StateMachineInstance/All?finish_time=2000-01-01").await, 0);
+    assert_eq!(server.count("/api/v1/StateMachineInstance/All?begin_time=2999-01-01T00:00:00Z").await, 0);
+    assert_eq!(server.count("/api/v1/StateMachineInstance/All?page=2&pageSize=1").await, 1);
+
+    let patch = server
+        .patch(&format!("/api/v1/StateMachineInstance/{id}"), json!({"Stage": "Run", "Parameters": {"Debug": "true", "Host": null}}))
+        .await;
+    assert_eq!(patch.expect_ok()["patched"], 1);
+    let patched = server.get(&format!("/api/v1/StateMachineInstance/{id}")).await;
+    assert_eq!(patched.expect_ok()["stage"], "Run");
+    assert_eq!(patched.expect_ok()["parameters"], json!({"Debug": "true"}));
+    assert_eq!(server.count("/api/v1/StateMachineInstance/All?stage=Run").await, 1);
+
+    assert_eq!(server.delete(&format!("/api/v1/StateMachineInstance/{id}")).await.expect_ok()["cancelled"], 1);
+    let cancelled = server.get(&format!("/api/v1/StateMachineInstance/{id}")).await;
+    assert_eq!(cancelled.expect_ok()["status"], "Cancelled");
+    assert!(cancelled.expect_ok()["endTime"].is_string());
+    server.delete(&format!("/api/v1/StateMachineInstance/{id}")).await.expect_error(409, "already ended (Cancelled)");
+    assert_eq!(server.count("/api/v1/StateMachineInstance/All?status=Cancelled").await, 1);
+    server.finish().await;
+}
+
+async fn instance_bad_input_changes_nothing(db: Db) {
+    let server = TestServer::start(db).await;
+    server.put("/api/v1/StateMachine", json!({"name": "judge", "body": "1"})).await.expect_ok();
+    let blob = server.blob("a.txt", b"a").await;
+    let missing = uuid::Uuid::new_v4().to_string();
+    let cases: Vec<(serde_json::Value, u16, &str)> = vec![
+        (json!({"name": "nope"}), 404, "state machine `nope` not found"),
+        (json!({"name": "judge", "initialBlobs": [{"id": blob, "name": "a"}, {"id": missing, "name": "b"}]}), 404, "initialBlobs[1].id"),
+        (json!({"name": "judge", "initialBlobs": [{"id": "123", "name": "a"}]}), 400, "initialBlobs[0].id"),
+        (json!({"name": "judge", "initialBlobs": [{"id": blob}]}), 400, "missing field `name`"),
+        (json!({"name": "judge", "initialBlobs": [{"id": blob, "name": "x/y"}]}), 400, "initialBlobs[0].name"),
+        (json!({"name": "judge", "parameters": {"Host": "ftp://x"}}), 400, "parameters.Host"),
+        (json!({"name": "judge", "parameters": {"Debug": true}}), 400, "parameters.Debug"),
+        (json!({"name": "judge", "priority": "high"}), 400, "field `priority`"),
+        (json!({"name": "judge", "limitation": {"executionTimeout": 0}}), 400, "limitation.executionTimeout"),
+    ];
+    for (body, status, needle) in cases {
+        server.put("/api/v1/StateMachineInstance", body).await.expect_error(status, needle);
+    }
+    assert_eq!(server.count("/api/v1/StateMachineInstance/All").await, 0, "nothing stored");
+
+    let unknown = uuid::Uuid::new_v4();
+    server.get(&format!("/api/v1/StateMachineInstance/{unknown}")).await.expect_error(404, &unknown.to_string());
+    server.get("/api/v1/StateMachineInstance/xyz").await.expect_error(400, "not a valid instance id");
+    server.delete(&format!("/api/v1/StateMachineInstance/{unknown}")).await.expect_error(404, "not found");
+    server.patch(&format!("/api/v1/StateMachineInstance/{unknown}"), json!({"stage": "A"})).await.expect_error(404, "not found");
+    server.get("/api/v1/StateMachineInstance/All?status=Done").await.expect_error(400, "query parameter `status`");
+    server.get("/api/v1/StateMachineInstance/All?begin_time=soon").await.expect_error(400, "begin_time");
+    server.get("/api/v1/StateMachineInstance/All?page=0").await.expect_error(400, "page");
+
+    let id = server.put("/api/v1/StateMachineInstance", json!({"name": "judge"})).await.expect_ok()["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let path = format!("/api/v1/StateMachineInstance/{id}");
+    server.patch(&path, json!({})).await.expect_error(400, "nothing to change");
+    server.patch(&path, json!({"stage": ""})).await.expect_error(400, "field `stage`");
+    server.patch(&path, json!({"parameters": {"a": 1}})).await.expect_error(400, "parameters.a");
+    let unchanged = server.get(&path).await;
+    assert!(unchanged.expect_ok()["stage"].is_null());
+    assert_eq!(unchanged.expect_ok()["parameters"], json!({}));
+    server.finish().await;
+}

@@ -1,0 +1,13 @@
+//! HTTP tests of the service: a real server on a loopback port, for every route, on SQLite
+//! and on PostgreSQL. Start PostgreSQL with `scripts/test.sh` (or set WHARF_TEST_POSTGRES_URL).
+
+mod support;
+
+mod access;
+mod actors;
+mod binary;
+mod blobs;
+mod docs;
+mod instances;
+mod nodes;
+mod state_machines;
