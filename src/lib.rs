@@ -12,6 +12,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod docker;
 pub mod logging;
 pub mod model;
 pub mod script;

@@ -1,0 +1,166 @@
+//! Docker engines, reached through bollard: connecting to a node, running one actor's
+//! container from create to remove, moving images between nodes, and finding containers
+//! this service left behind. The only module that imports bollard.
+
+mod archive;
+mod container;
+mod image;
+
+pub use container::{ContainerOutcome, ContainerSpec, InputFile, Limits, Timings};
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
+use bollard::{API_DEFAULT_VERSION, Docker};
+
+use crate::model::node::NodeTls;
+
+/// Labels every container carries, so it can be found again.
+pub const LABEL_SERVICE: &str = "wharf.service";
+pub const LABEL_INSTANCE: &str = "wharf.instance";
+pub const LABEL_ACTOR: &str = "wharf.actor";
+
+/// What failed, on which node, doing what.
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    #[error("node {node}: cannot connect to {address}: {source}")]
+    Connect { node: String, address: String, source: bollard::errors::Error },
+    #[error("node {node}: {doing} failed: {source}")]
+    Engine { node: String, doing: &'static str, source: bollard::errors::Error },
+    #[error("node {node}: {doing} took longer than {secs} s")]
+    Timeout { node: String, doing: &'static str, secs: u64 },
+    #[error("node {node}: {doing}: {message}")]
+    Broken { node: String, doing: &'static str, message: String },
+    #[error("image {image} is on no reachable node, so it cannot be loaded onto {node}")]
+    ImageUnavailable { node: String, image: String },
+}
+
+impl DockerError {
+    /// Whether the node, not the actor, is to blame: the work may go to another node.
+    pub fn is_node_fault(&self) -> bool {
+        match self {
+            DockerError::Connect { .. } | DockerError::Timeout { .. } | DockerError::Broken { .. } => true,
+            DockerError::Engine { source, .. } => is_engine_fault(source),
+            DockerError::ImageUnavailable { .. } => false,
+        }
+    }
+
+    pub fn node(&self) -> &str {
+        match self {
+            DockerError::Connect { node, .. }
+            | DockerError::Engine { node, .. }
+            | DockerError::Timeout { node, .. }
+            | DockerError::Broken { node, .. }
+            | DockerError::ImageUnavailable { node, .. } => node,
+        }
+    }
+}
+
+/// Transport failures and 5xx answers are the engine's; 4xx answers are about the request.
+fn is_engine_fault(err: &bollard::errors::Error) -> bool {
+    use bollard::errors::Error as E;
+    match err {
+        E::DockerResponseServerError { status_code, .. } => *status_code >= 500,
+        E::DockerContainerWaitError { .. } | E::JsonDataError { .. } | E::JsonSerdeError { .. } => false,
+        _ => true,
+    }
+}
+
+/// A connected Docker engine: a cheap-to-clone handle.
+#[derive(Clone)]
+pub struct Engine {
+    pub node: String,
+    docker: Docker,
+    call_timeout: Duration,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("node", &self.node).finish()
+    }
+}
+
+impl Engine {
+    /// Connects to `address` and agrees on an API version with the engine.
+    pub async fn connect(
+        node: &str,
+        address: &str,
+        tls: Option<&NodeTls>,
+        call_timeout: Duration,
+    ) -> Result<Engine, DockerError> {
+        let err = |source| DockerError::Connect { node: node.to_owned(), address: address.to_owned(), source };
+        let secs = call_timeout.as_secs().max(1);
+        let docker = if let Some(path) = address.strip_prefix("unix://") {
+            Docker::connect_with_unix(path, secs, API_DEFAULT_VERSION).map_err(err)?
+        } else if let Some(tls) = tls {
+            let host = address.replacen("https://", "tcp://", 1);
+            Docker::connect_with_ssl(
+                &host,
+                std::path::Path::new(&tls.key),
+                std::path::Path::new(&tls.cert),
+                std::path::Path::new(&tls.ca),
+                secs,
+                API_DEFAULT_VERSION,
+            )
+            .map_err(err)?
+        } else {
+            let host = address.replacen("tcp://", "http://", 1);
+            Docker::connect_with_http(&host, secs, API_DEFAULT_VERSION).map_err(err)?
+        };
+        let docker = timed(node, "negotiating the API version", call_timeout, docker.negotiate_version())
+            .await?
+            .map_err(err)?;
+        Ok(Engine { node: node.to_owned(), docker, call_timeout })
+    }
+
+    /// Answers whether the engine responds.
+    pub async fn ping(&self) -> Result<(), DockerError> {
+        self.call("ping", self.docker.ping()).await.map(|_| ())
+    }
+
+    /// Runs `future` (an engine call) under the call timeout, naming what it does on failure.
+    async fn call<T>(
+        &self,
+        doing: &'static str,
+        future: impl Future<Output = Result<T, bollard::errors::Error>>,
+    ) -> Result<T, DockerError> {
+        timed(&self.node, doing, self.call_timeout, future)
+            .await?
+            .map_err(|source| DockerError::Engine { node: self.node.clone(), doing, source })
+    }
+
+    /// Ids of the containers carrying `label=value` (running or not).
+    pub async fn containers_labelled(&self, label: &str, value: &str) -> Result<Vec<String>, DockerError> {
+        let filters = HashMap::from([("label".to_owned(), vec![format!("{label}={value}")])]);
+        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let list = self.call("listing containers", self.docker.list_containers(Some(options))).await?;
+        Ok(list.into_iter().filter_map(|c| c.id).collect())
+    }
+
+    /// Force-removes a container and its anonymous volumes; a missing one is not an error.
+    pub async fn remove_container(&self, id: &str) -> Result<(), DockerError> {
+        let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+        match self.call("removing a container", self.docker.remove_container(id, Some(options))).await {
+            Err(DockerError::Engine { source: bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }, .. }) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Removes every container of this service that this node holds; returns how many.
+    pub async fn remove_leftovers(&self, service: &str) -> Result<usize, DockerError> {
+        let ids = self.containers_labelled(LABEL_SERVICE, service).await?;
+        for id in &ids {
+            self.remove_container(id).await?;
+            tracing::info!(node = %self.node, container = %id, "removed a container left behind");
+        }
+        Ok(ids.len())
+    }
+}
+
+/// Bounds an engine call in time.
+async fn timed<T>(node: &str, doing: &'static str, limit: Duration, future: impl Future<Output = T>) -> Result<T, DockerError> {
+    tokio::time::timeout(limit, future)
+        .await
+        .map_err(|_| DockerError::Timeout { node: node.to_owned(), doing, secs: limit.as_secs() })
+}
