@@ -1,18 +1,35 @@
 #!/usr/bin/env bash
-# Runs every test: starts PostgreSQL (installing it if needed), builds the actor image when
-# a Docker engine is here, then runs the workspace's tests against both databases.
+# Runs every test: starts PostgreSQL (installing it if needed), builds the actor image and
+# starts a second Docker engine (scripts/dockerd2.sh) when a Docker engine is here, then
+# runs the workspace's tests against both databases. On exit it stops what it started.
 # Extra arguments go to `cargo test` (e.g. `scripts/test.sh -- blobs`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The scripts/<name>.sh servers this run started, stopped on exit.
+started=()
+trap 'for s in ${started[@]+"${started[@]}"}; do scripts/$s.sh stop; done' EXIT
+
 if [ -z "${WHARF_TEST_POSTGRES_URL:-}" ]; then
     eval "$(scripts/postgres.sh start)"
-    trap 'scripts/postgres.sh stop' EXIT
+    started+=(postgres)
 fi
 export WHARF_TEST_POSTGRES_URL
 
 if docker info >/dev/null 2>&1; then
     bash images/build.sh
+    if [ -z "${WHARF_TEST_DOCKER2:-}" ]; then
+        started+=(dockerd2)
+        if docker2=$(scripts/dockerd2.sh start); then
+            eval "$docker2"
+        elif [ "${CI:-}" = "true" ]; then
+            echo "test.sh: the second Docker engine did not start, and CI needs it" >&2
+            exit 1
+        else
+            echo "test.sh: the second Docker engine did not start; its tests will skip" >&2
+        fi
+    fi
+    export WHARF_TEST_DOCKER2
 elif [ "${CI:-}" = "true" ]; then
     echo "test.sh: no Docker engine answers, and CI needs one" >&2
     exit 1

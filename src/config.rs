@@ -17,6 +17,8 @@ pub struct Config {
     pub acl: AclConfig,
     pub blobs: BlobConfig,
     pub log: LogConfig,
+    pub executor: ExecutorConfig,
+    pub limits: LimitsConfig,
     pub nodes: Vec<NodeConfig>,
 }
 
@@ -69,6 +71,45 @@ pub struct LogConfig {
     pub format: String,
     /// A tracing filter such as `info` or `wharf=debug,info`; `RUST_LOG` wins when set.
     pub filter: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExecutorConfig {
+    /// Value of the `wharf.service` label on this service's containers. Containers with this
+    /// label are removed at start-up, so replicas sharing nodes need distinct names.
+    pub service_name: String,
+    /// Seconds between health probes of each node.
+    pub probe_interval_secs: u64,
+    /// Seconds one engine call (ping, create, upload, inspect, ...) may take.
+    pub engine_timeout_secs: u64,
+    /// Failed probes in a row that make a node unhealthy.
+    pub unhealthy_after: u32,
+    /// Nodes an actor is tried on when nodes fail (not when the actor fails).
+    pub max_attempts: u32,
+    /// Lines of the container's log kept when an actor fails.
+    pub log_tail_lines: u32,
+}
+
+/// The service's default container limits; a state machine's or instance's override them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Bytes of memory.
+    pub memory: u64,
+    /// Bytes of memory plus swap; equal to `memory` means no swap.
+    pub memory_swap: u64,
+    /// CFS period and quota in microseconds: quota/period CPUs.
+    pub cpu_period: u64,
+    pub cpu_quota: u64,
+    /// Most processes in one container.
+    pub pids_limit: u64,
+    /// Milliseconds an actor may run.
+    pub execution_timeout: u64,
+    /// Largest output file in bytes (also the `fsize` ulimit).
+    pub output_limit: u64,
+    /// Most open files per process.
+    pub nofile: u64,
 }
 
 /// A Docker engine to run actors on.
@@ -142,6 +183,34 @@ impl Default for LogConfig {
     }
 }
 
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        Self {
+            service_name: "wharf".into(),
+            probe_interval_secs: 5,
+            engine_timeout_secs: 30,
+            unhealthy_after: 3,
+            max_attempts: 3,
+            log_tail_lines: 20,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            memory: 256 << 20,
+            memory_swap: 256 << 20,
+            cpu_period: 100_000,
+            cpu_quota: 100_000,
+            pids_limit: 256,
+            execution_timeout: 30_000,
+            output_limit: 16 << 20,
+            nofile: 1024,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -151,6 +220,8 @@ impl Default for Config {
             acl: AclConfig::default(),
             blobs: BlobConfig::default(),
             log: LogConfig::default(),
+            executor: ExecutorConfig::default(),
+            limits: LimitsConfig::default(),
             nodes: vec![NodeConfig {
                 name: "local".into(),
                 address: "unix:///var/run/docker.sock".into(),
@@ -217,6 +288,30 @@ impl Config {
         }
         if self.blobs.max_size == 0 {
             return Err(invalid("blobs.max_size", "must be at least 1 byte".into()));
+        }
+        crate::model::validate_name(&self.executor.service_name)
+            .map_err(|m| invalid("executor.service_name", m))?;
+        for (key, value) in [
+            ("executor.probe_interval_secs", self.executor.probe_interval_secs),
+            ("executor.engine_timeout_secs", self.executor.engine_timeout_secs),
+            ("executor.unhealthy_after", u64::from(self.executor.unhealthy_after)),
+            ("executor.max_attempts", u64::from(self.executor.max_attempts)),
+            ("limits.cpu_period", self.limits.cpu_period),
+            ("limits.cpu_quota", self.limits.cpu_quota),
+            ("limits.pids_limit", self.limits.pids_limit),
+            ("limits.execution_timeout", self.limits.execution_timeout),
+            ("limits.output_limit", self.limits.output_limit),
+            ("limits.nofile", self.limits.nofile),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1".into()));
+            }
+        }
+        if self.limits.memory < 4 << 20 {
+            return Err(invalid("limits.memory", "must be at least 4 MiB (4194304)".into()));
+        }
+        if self.limits.memory_swap < self.limits.memory {
+            return Err(invalid("limits.memory_swap", "must be at least limits.memory".into()));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(invalid("log.format", format!("`{}` is neither `text` nor `json`", self.log.format)));

@@ -13,6 +13,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod docker;
+pub mod engine;
 pub mod logging;
 pub mod model;
 pub mod script;

@@ -14,7 +14,7 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::archive::{self, Extracted};
-use super::{DockerError, Engine};
+use super::{DockerError, DockerClient};
 
 /// A file put into `/workdir` before the actor starts.
 #[derive(Debug, Clone)]
@@ -89,7 +89,7 @@ struct ReturnFile {
 
 const MAX_LOG_TAIL: usize = 4096;
 
-impl Engine {
+impl DockerClient {
     /// Creates the container; returns its id.
     pub async fn create_container(&self, spec: &ContainerSpec) -> Result<String, DockerError> {
         let limits = &spec.limits;

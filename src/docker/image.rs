@@ -7,12 +7,12 @@ use std::time::Duration;
 use bollard::query_parameters::ImportImageOptionsBuilder;
 use futures::StreamExt;
 
-use super::{DockerError, Engine};
+use super::{DockerError, DockerClient};
 
 /// How long moving one image between nodes may take.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(900);
 
-impl Engine {
+impl DockerClient {
     /// Whether the image is present on this node.
     pub async fn has_image(&self, image: &str) -> Result<bool, DockerError> {
         match self.call("inspecting an image", self.docker.inspect_image(image)).await {
@@ -25,7 +25,7 @@ impl Engine {
     }
 
     /// Loads `image` onto this node from `source`, streaming it without holding it whole.
-    pub async fn copy_image_from(&self, source: &Engine, image: &str) -> Result<(), DockerError> {
+    pub async fn copy_image_from(&self, source: &DockerClient, image: &str) -> Result<(), DockerError> {
         tracing::info!(node = %self.node, from = %source.node, %image, "loading image onto node");
         let exporter = source.docker.clone().with_timeout(TRANSFER_TIMEOUT);
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(8);

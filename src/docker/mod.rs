@@ -69,26 +69,26 @@ fn is_engine_fault(err: &bollard::errors::Error) -> bool {
 
 /// A connected Docker engine: a cheap-to-clone handle.
 #[derive(Clone)]
-pub struct Engine {
+pub struct DockerClient {
     pub node: String,
     docker: Docker,
     call_timeout: Duration,
 }
 
-impl std::fmt::Debug for Engine {
+impl std::fmt::Debug for DockerClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("node", &self.node).finish()
+        f.debug_struct("DockerClient").field("node", &self.node).finish()
     }
 }
 
-impl Engine {
+impl DockerClient {
     /// Connects to `address` and agrees on an API version with the engine.
     pub async fn connect(
         node: &str,
         address: &str,
         tls: Option<&NodeTls>,
         call_timeout: Duration,
-    ) -> Result<Engine, DockerError> {
+    ) -> Result<DockerClient, DockerError> {
         let err = |source| DockerError::Connect { node: node.to_owned(), address: address.to_owned(), source };
         let secs = call_timeout.as_secs().max(1);
         let docker = if let Some(path) = address.strip_prefix("unix://") {
@@ -111,7 +111,7 @@ impl Engine {
         let docker = timed(node, "negotiating the API version", call_timeout, docker.negotiate_version())
             .await?
             .map_err(err)?;
-        Ok(Engine { node: node.to_owned(), docker, call_timeout })
+        Ok(DockerClient { node: node.to_owned(), docker, call_timeout })
     }
 
     /// Answers whether the engine responds.

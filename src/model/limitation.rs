@@ -45,6 +45,30 @@ pub struct Limitation {
 }
 
 impl Limitation {
+    /// These limits, with every unset field taken from `fallback`.
+    pub fn over(&self, fallback: &Limitation) -> Limitation {
+        Limitation {
+            cpu_period: self.cpu_period.or(fallback.cpu_period),
+            cpu_quota: self.cpu_quota.or(fallback.cpu_quota),
+            memory: self.memory.or(fallback.memory),
+            memory_swap: self.memory_swap.or(fallback.memory_swap),
+            blkio_device_read_bps: self.blkio_device_read_bps.or(fallback.blkio_device_read_bps),
+            blkio_device_write_bps: self.blkio_device_write_bps.or(fallback.blkio_device_write_bps),
+            execution_timeout: self.execution_timeout.or(fallback.execution_timeout),
+            enable_network: self.enable_network.or(fallback.enable_network),
+            ulimit: match (&self.ulimit, &fallback.ulimit) {
+                (Some(mine), Some(theirs)) => {
+                    let mut merged = theirs.clone();
+                    merged.extend(mine.iter().map(|(k, v)| (k.clone(), *v)));
+                    Some(merged)
+                }
+                (mine, theirs) => mine.clone().or_else(|| theirs.clone()),
+            },
+            pids_limit: self.pids_limit.or(fallback.pids_limit),
+            output_limit: self.output_limit.or(fallback.output_limit),
+        }
+    }
+
     /// Checks values that have the right type but make no sense; names the field.
     pub fn validate(&self, field: &str) -> Result<(), String> {
         let positive = |name: &str, v: Option<u64>| match v {

@@ -1,0 +1,290 @@
+//! Running one actor: its inputs from the database, a slot on a node, the image there, the
+//! container's life, its outputs back into the database as blobs, and a verdict a person
+//! can read. Faults of a node send the actor to another node, a bounded number of times;
+//! the actor's own failure is final.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::limits;
+use super::pool::{ImageLocks, Lease, NodePool};
+use crate::config::LimitsConfig;
+use crate::docker::{
+    ContainerOutcome, ContainerSpec, DockerError, InputFile, LABEL_ACTOR, LABEL_INSTANCE, LABEL_SERVICE, Timings,
+};
+use crate::model::actor::Actor;
+use crate::model::blob::BlobRef;
+use crate::model::limitation::Limitation;
+use crate::model::now_millis;
+use crate::store::{BlobUpload, ContentSource, Store};
+
+/// One actor to run.
+#[derive(Debug, Clone)]
+pub struct ActorJob {
+    pub instance_id: Option<Uuid>,
+    pub actor: Actor,
+    /// Blobs put into `/workdir` under their `name`.
+    pub inputs: Vec<BlobRef>,
+    /// Limits over the actor's own and the service's: instance's, then state machine's.
+    pub limitation: Vec<Limitation>,
+    pub priority: i64,
+    /// Keep the container after it ends.
+    pub debug: bool,
+    pub tag: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActorStatus {
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl ActorStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorStatus::Succeeded => "Succeeded",
+            ActorStatus::Failed => "Failed",
+            ActorStatus::Cancelled => "Cancelled",
+        }
+    }
+}
+
+/// How an actor ended.
+#[derive(Debug, Clone)]
+pub struct ActorReport {
+    pub status: ActorStatus,
+    pub outputs: Vec<BlobRef>,
+    pub exception: Option<String>,
+    pub exit_code: Option<i64>,
+    pub timed_out: bool,
+    pub oom_killed: bool,
+    pub node: Option<String>,
+    pub container: Option<String>,
+    pub start_time: i64,
+    pub end_time: i64,
+    /// Nodes tried (more than one when nodes failed).
+    pub attempts: u32,
+    pub timings: Option<Timings>,
+}
+
+/// Runs actors on the pool's nodes. Cheap to clone.
+#[derive(Clone)]
+pub struct Executor {
+    store: Store,
+    pool: NodePool,
+    limits: Arc<LimitsConfig>,
+    chunk_size: u64,
+    images: Arc<ImageLocks>,
+}
+
+/// Why one attempt did not produce an outcome.
+enum AttemptError {
+    /// The node is to blame: try another.
+    Node(DockerError, Option<String>),
+    /// The actor cannot run, wherever it goes.
+    Final(String),
+}
+
+impl Executor {
+    pub fn new(store: Store, pool: NodePool, limits: LimitsConfig, chunk_size: u64) -> Executor {
+        Executor { store, pool, limits: Arc::new(limits), chunk_size, images: Arc::default() }
+    }
+
+    pub fn pool(&self) -> &NodePool {
+        &self.pool
+    }
+
+    /// Runs `job` to its end. Never fails: every problem is in the report.
+    pub async fn run(&self, job: &ActorJob, cancel: &CancellationToken) -> ActorReport {
+        let start_time = now_millis();
+        let mut report = ActorReport {
+            status: ActorStatus::Failed,
+            outputs: Vec::new(),
+            exception: None,
+            exit_code: None,
+            timed_out: false,
+            oom_killed: false,
+            node: None,
+            container: None,
+            start_time,
+            end_time: start_time,
+            attempts: 0,
+            timings: None,
+        };
+        let span = tracing::info_span!("actor", actor = %job.actor.name, instance_id = ?job.instance_id);
+        let _enter = span.enter();
+        drop(_enter);
+        let result = self.run_attempts(job, cancel, &mut report).await;
+        if let Err(message) = result {
+            report.exception = Some(message);
+        }
+        report.end_time = now_millis();
+        tracing::info!(
+            actor = %job.actor.name,
+            instance_id = ?job.instance_id,
+            status = report.status.as_str(),
+            node = ?report.node,
+            elapsed_ms = report.end_time - report.start_time,
+            "actor ended"
+        );
+        report
+    }
+
+    async fn run_attempts(&self, job: &ActorJob, cancel: &CancellationToken, report: &mut ActorReport) -> Result<(), String> {
+        let inputs = self.load_inputs(&job.inputs).await?;
+        let layers: Vec<Option<&Limitation>> =
+            job.limitation.iter().map(Some).chain([job.actor.limitation.as_ref()]).collect();
+        let limits = limits::resolve(&layers, &self.limits);
+        let max_attempts = self.pool.config().max_attempts;
+        let mut last_error = String::new();
+        while report.attempts < max_attempts {
+            report.attempts += 1;
+            let description = match job.instance_id {
+                Some(id) => format!("{} ({id})", job.actor.name),
+                None => job.actor.name.clone(),
+            };
+            let lease = tokio::select! {
+                lease = self.pool.acquire(job.priority, description) => lease,
+                _ = cancel.cancelled() => {
+                    report.status = ActorStatus::Cancelled;
+                    return Err("cancelled while waiting for a node".into());
+                }
+            };
+            report.node = Some(lease.node.clone());
+            let spec = ContainerSpec {
+                name: format!("wharf-{}-{}", job.actor.name, &Uuid::new_v4().simple().to_string()[..12]),
+                image: job.actor.image.clone().unwrap_or_else(|| lease.image.clone()),
+                labels: HashMap::from([
+                    (LABEL_SERVICE.to_owned(), self.pool.config().service_name.clone()),
+                    (LABEL_INSTANCE.to_owned(), job.instance_id.map(|id| id.to_string()).unwrap_or_default()),
+                    (LABEL_ACTOR.to_owned(), job.actor.name.clone()),
+                ]),
+                script: job.actor.body.clone(),
+                inputs: inputs.clone(),
+                outputs: job.actor.outputs.clone(),
+                limits: limits.clone(),
+                keep: job.debug,
+                log_tail_lines: self.pool.config().log_tail_lines as usize,
+            };
+            match self.attempt(&lease, &spec, cancel, report).await {
+                Ok(outcome) => return self.conclude(job, &spec, outcome, report).await,
+                Err(AttemptError::Final(message)) => return Err(message),
+                Err(AttemptError::Node(err, container)) => {
+                    tracing::warn!(node = %lease.node, actor = %job.actor.name, error = %err, "node failed; trying another");
+                    self.pool.report_failure(&lease.node, &err, container);
+                    last_error = err.to_string();
+                }
+            }
+        }
+        Err(format!("gave up after {max_attempts} nodes failed; last: {last_error}"))
+    }
+
+    async fn attempt(
+        &self,
+        lease: &Lease,
+        spec: &ContainerSpec,
+        cancel: &CancellationToken,
+        report: &mut ActorReport,
+    ) -> Result<ContainerOutcome, AttemptError> {
+        let classify = |err: DockerError, container: Option<String>| {
+            if err.is_node_fault() { AttemptError::Node(err, container) } else { AttemptError::Final(err.to_string()) }
+        };
+        self.ensure_image(lease, &spec.image).await.map_err(|e| classify(e, None))?;
+        let clock = std::time::Instant::now();
+        let id = lease.client.create_container(spec).await.map_err(|e| classify(e, None))?;
+        report.container = Some(id.clone());
+        let timings = Timings { create: clock.elapsed(), ..Timings::default() };
+        tracing::debug!(node = %lease.node, container = %id, actor = %spec.name, "container created");
+        lease.client.run_container(&id, spec, cancel, timings).await.map_err(|e| classify(e, Some(id)))
+    }
+
+    /// Makes sure the leased node has `image`, copying it from another node if needed.
+    async fn ensure_image(&self, lease: &Lease, image: &str) -> Result<(), DockerError> {
+        let lock = self.images.get(&lease.node, image);
+        let mut present = lock.lock().await;
+        if *present {
+            return Ok(());
+        }
+        if !lease.client.has_image(image).await? {
+            let mut copied = false;
+            for source in self.pool.other_clients(&lease.node) {
+                match source.has_image(image).await {
+                    Ok(true) => {
+                        lease.client.copy_image_from(&source, image).await?;
+                        copied = true;
+                        break;
+                    }
+                    Ok(false) => {}
+                    Err(err) => tracing::debug!(node = %source.node, error = %err, "cannot ask node for the image"),
+                }
+            }
+            if !copied {
+                return Err(DockerError::ImageUnavailable { node: lease.node.clone(), image: image.to_owned() });
+            }
+        }
+        *present = true;
+        Ok(())
+    }
+
+    async fn load_inputs(&self, inputs: &[BlobRef]) -> Result<Vec<InputFile>, String> {
+        let mut files = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let (_, content) = self.store.get_blob(input.id).await.map_err(|e| format!("input {}: {e}", input.name))?;
+            let bytes = self.store.read_blob(&content).await.map_err(|e| format!("input {}: {e}", input.name))?;
+            files.push(InputFile { name: input.name.clone(), content: Bytes::from(bytes) });
+        }
+        Ok(files)
+    }
+
+    /// Stores the outputs and turns the container's end into a verdict.
+    async fn conclude(
+        &self,
+        job: &ActorJob,
+        spec: &ContainerSpec,
+        outcome: ContainerOutcome,
+        report: &mut ActorReport,
+    ) -> Result<(), String> {
+        report.exit_code = Some(outcome.exit_code);
+        report.timed_out = outcome.timed_out;
+        report.oom_killed = outcome.oom_killed;
+        report.container = Some(outcome.container_id.clone());
+        report.timings = Some(outcome.timings.clone());
+        for (name, bytes) in &outcome.outputs {
+            let upload = BlobUpload { name: name.clone(), remark: format!("output of {}", job.actor.name), time_stamp: now_millis() };
+            let blob = self
+                .store
+                .put_blob(&upload, ContentSource::Bytes(bytes), self.chunk_size)
+                .await
+                .map_err(|e| format!("cannot store output {name}: {e}"))?;
+            report.outputs.push(BlobRef { id: blob.id, name: name.clone(), tag: job.tag.clone() });
+        }
+        let limits = &spec.limits;
+        let problem = if outcome.cancelled {
+            report.status = ActorStatus::Cancelled;
+            return Err("cancelled".into());
+        } else if outcome.timed_out {
+            Some(format!("timed out after {} ms", limits.execution_timeout.as_millis()))
+        } else if outcome.oom_killed && outcome.exit_code != 0 {
+            Some(format!("killed: out of memory (limit {} MiB)", limits.memory >> 20))
+        } else if outcome.exit_code != 0 {
+            Some(format!("exited with code {}", outcome.exit_code))
+        } else if let Some(name) = outcome.too_large.first() {
+            Some(format!("output {name} is larger than the limit of {} bytes", limits.output_limit))
+        } else {
+            outcome.missing.first().map(|name| format!("output {name} missing"))
+        };
+        match problem {
+            None => {
+                report.status = ActorStatus::Succeeded;
+                Ok(())
+            }
+            Some(problem) if outcome.log_tail.is_empty() => Err(problem),
+            Some(problem) => Err(format!("{problem}\n--- last lines of the log ---\n{}", outcome.log_tail)),
+        }
+    }
+}

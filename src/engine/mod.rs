@@ -1,0 +1,10 @@
+//! The executor: nodes and their health (`pool`), the queue of actors waiting for a slot,
+//! and running one actor from its input blobs to its output blobs (`executor`).
+//! Knows nothing of HTTP; reaches Docker only through `crate::docker`.
+
+mod executor;
+pub mod limits;
+mod pool;
+
+pub use executor::{ActorJob, ActorReport, ActorStatus, Executor};
+pub use pool::{Health, Lease, NodePool, run_probes};
