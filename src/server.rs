@@ -7,9 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState, access};
 use crate::config::Config;
+use crate::engine::{NodePool, run_probes};
 use crate::model::node::NodeRecord;
 use crate::store::{Store, StoreError};
 
@@ -60,8 +62,12 @@ pub async fn run(
         allow: config.acl.allow.iter().filter_map(|rule| access::IpRule::parse(rule).ok()).collect(),
     };
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+    let pool = NodePool::load(store.clone(), config.executor.clone()).await?;
+    let background = CancellationToken::new();
+    let probes = tokio::spawn(run_probes(pool.clone(), background.clone()));
     let state = AppState {
         store: store.clone(),
+        pool,
         config: Arc::new(config),
         service_id: format!("wharf@{}", hostname()).into(),
     };
@@ -86,6 +92,8 @@ pub async fn run(
             Ok(Ok(()))
         }
     };
+    background.cancel();
+    let _ = probes.await;
     store.close().await;
     match outcome {
         Ok(Ok(())) => Ok(()),

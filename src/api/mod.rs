@@ -25,12 +25,14 @@ pub use envelope::Envelope;
 pub use error::ApiError;
 
 use crate::config::Config;
+use crate::engine::NodePool;
 use crate::store::Store;
 
 /// What every handler can reach: a cheap-to-clone handle.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    pub pool: NodePool,
     pub config: Arc<Config>,
     /// Identifies this service process in `fromManagementService`.
     pub service_id: Arc<str>,

@@ -97,8 +97,14 @@ fn check_tls(address: &str, tls: Option<&NodeTls>) -> Result<(), ApiError> {
 #[utoipa::path(get, path = "/api/v1/DockerNode/All", tag = "DockerNode",
     responses((status = 200, body = Envelope<Vec<DockerNode>>)))]
 async fn list_nodes(State(state): State<AppState>) -> Result<Reply<Vec<DockerNode>>, ApiError> {
-    let nodes = state.store.list_nodes().await?;
-    Ok(Reply(nodes.iter().map(NodeRecord::view).collect()))
+    Ok(Reply(state.pool.view()))
+}
+
+/// Makes the pool see a change of the registered nodes now, and probe them soon.
+async fn nodes_changed(state: &AppState) -> Result<(), ApiError> {
+    state.pool.reload().await?;
+    state.pool.request_reload();
+    Ok(())
 }
 
 /// Registers a Docker engine as a node.
@@ -123,6 +129,7 @@ async fn put_node(State(state): State<AppState>, JsonBody(input): JsonBody<NodeI
         created_at: crate::model::now_millis(),
     };
     state.store.create_node(&record).await?;
+    nodes_changed(&state).await?;
     tracing::info!(node = %record.name, address = %record.address, "node registered");
     Ok(Reply(NodeCreated { name: record.name }))
 }
@@ -143,6 +150,7 @@ async fn patch_node(
     }
     let patch = NodePatch { drained: input.drained, capacity: input.capacity, image: input.image };
     let node = state.store.patch_node(&name, &patch).await?;
+    nodes_changed(&state).await?;
     tracing::info!(node = %name, drained = node.drained, capacity = node.capacity, "node changed");
     Ok(Reply(Changed::patched()))
 }
@@ -152,6 +160,7 @@ async fn patch_node(
     responses((status = 200, body = Envelope<Changed>), (status = 404, body = ErrorBody)))]
 async fn delete_node(State(state): State<AppState>, Path(name): Path<String>) -> Result<Reply<Changed>, ApiError> {
     state.store.delete_node(&name).await?;
+    nodes_changed(&state).await?;
     tracing::info!(node = %name, "node removed");
     Ok(Reply(Changed::deleted()))
 }

@@ -22,6 +22,9 @@ use crate::model::limitation::Limitation;
 use crate::model::now_millis;
 use crate::store::{BlobUpload, ContentSource, Store};
 
+/// Exit status of a process killed for writing past its `fsize` ulimit (128 + SIGXFSZ).
+const SIGXFSZ_EXIT: i64 = 153;
+
 /// One actor to run.
 #[derive(Debug, Clone)]
 pub struct ActorJob {
@@ -269,6 +272,8 @@ impl Executor {
             return Err("cancelled".into());
         } else if outcome.timed_out {
             Some(format!("timed out after {} ms", limits.execution_timeout.as_millis()))
+        } else if outcome.exit_code == SIGXFSZ_EXIT {
+            Some(format!("killed: a file grew past the output limit of {} bytes", limits.output_limit))
         } else if outcome.oom_killed && outcome.exit_code != 0 {
             Some(format!("killed: out of memory (limit {} MiB)", limits.memory >> 20))
         } else if outcome.exit_code != 0 {
