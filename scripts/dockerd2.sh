@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # Starts a second, throwaway Docker engine for the tests that need two nodes, and prints
-# the address the tests should use.
+# the addresses the tests should use.
 #
-#   eval "$(scripts/dockerd2.sh start)"   # exports WHARF_TEST_DOCKER2
-#   scripts/dockerd2.sh stop
+#   eval "$(scripts/dockerd2.sh start)"   # exports WHARF_TEST_DOCKER2, WHARF_TEST_DOCKER2_TLS
+#   scripts/dockerd2.sh stop              #   and WHARF_TEST_DOCKER2_TLS_DIR
 #
 # The engine lives in $WHARF_DOCKERD2_DIR (default /tmp/wharf-dockerd2): its data, exec
 # root, pid file, log (dockerd.log) and unix socket (docker.sock). It is independent of the
 # machine's engine: its own daemon.json (so /etc/docker/daemon.json does not apply), its own
 # engine ID and containerd namespace, no bridge and no iptables rules. When no system
 # containerd runs, dockerd starts its own under this directory.
+#
+# The engine also listens on tcp://127.0.0.1:$WHARF_DOCKERD2_TLS_PORT (default 23760) with
+# TLS, and only answers clients whose certificate its CA signed. The certificates are made
+# with openssl in $dir/tls, once, and kept across restarts: the CA (ca.pem, ca-key.pem, to
+# sign more clients), the engine's (server-cert.pem, server-key.pem, for 127.0.0.1 and
+# localhost) and a client's (cert.pem, key.pem). Keys are ECDSA P-256 in PKCS#8.
 #
 # Every fresh start begins with an empty engine (no images, no containers): the service is
 # expected to load images onto nodes that lack them. `stop` removes the containers, stops
@@ -23,6 +29,9 @@ sock="$dir/docker.sock"
 pidfile="$dir/dockerd.pid"
 logfile="$dir/dockerd.log"
 host="unix://$sock"
+tls_dir="$dir/tls"
+tls_port=${WHARF_DOCKERD2_TLS_PORT:-23760}
+tls_host="tcp://127.0.0.1:$tls_port"
 
 log() { echo "dockerd2.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -70,6 +79,65 @@ our_shims() {
 
 answers() { docker -H "$host" info >/dev/null 2>&1; }
 
+answers_tls() {
+    docker --tlsverify --tlscacert "$tls_dir/ca.pem" --tlscert "$tls_dir/cert.pem" \
+        --tlskey "$tls_dir/key.pem" -H "$tls_host" info >/dev/null 2>&1
+}
+
+# Makes a new ECDSA P-256 key in PKCS#8 at $1.
+new_key() {
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1"
+}
+
+# Issues the certificate $1 for key $2, subject CN $3, with the X.509 v3 extensions $4,
+# signed by the CA. Only the extensions given here go in, whatever the system's openssl.cnf.
+issue() {
+    openssl req -new -key "$2" -subj "/CN=$3" |
+        openssl x509 -req -CA "$tls_dir/ca.pem" -CAkey "$tls_dir/ca-key.pem" \
+            -set_serial "0x$(openssl rand -hex 8)" -days 3650 -sha256 \
+            -extfile <(printf '%s\n' "$4") -out "$1"
+}
+
+# Makes the CA, the engine's certificate and a client's in $tls_dir, unless all are there.
+make_certificates() {
+    local f missing=
+    for f in ca.pem ca-key.pem server-cert.pem server-key.pem cert.pem key.pem; do
+        [ -s "$tls_dir/$f" ] || missing=1
+    done
+    [ -n "$missing" ] || return 0
+    if ! command -v openssl >/dev/null 2>&1; then
+        log "installing openssl"
+        { apt-get update && apt-get install -y openssl; } >&2 || die "cannot install openssl"
+    fi
+    rm -rf "$tls_dir"
+    mkdir -p "$tls_dir"
+    # openssl's chatter goes to a file; set -e stops at the first step that fails.
+    exec 3>&2 2>"$dir/openssl.log"
+    trap 'exec 2>&3; log "making certificates in $tls_dir failed; see $dir/openssl.log"' EXIT
+    new_key "$tls_dir/ca-key.pem"
+    openssl req -new -key "$tls_dir/ca-key.pem" -subj "/CN=wharf-dockerd2 test CA" |
+        openssl x509 -req -signkey "$tls_dir/ca-key.pem" \
+            -set_serial "0x$(openssl rand -hex 8)" -days 3650 -sha256 \
+            -extfile <(printf '%s\n' 'basicConstraints=critical,CA:TRUE' \
+                'keyUsage=critical,keyCertSign,cRLSign' 'subjectKeyIdentifier=hash') \
+            -out "$tls_dir/ca.pem"
+    new_key "$tls_dir/server-key.pem"
+    issue "$tls_dir/server-cert.pem" "$tls_dir/server-key.pem" "wharf-dockerd2" \
+        "basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=serverAuth
+subjectAltName=IP:127.0.0.1,DNS:localhost"
+    new_key "$tls_dir/key.pem"
+    issue "$tls_dir/cert.pem" "$tls_dir/key.pem" "wharf-dockerd2 client" \
+        "basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=clientAuth"
+    openssl verify -CAfile "$tls_dir/ca.pem" "$tls_dir/server-cert.pem" "$tls_dir/cert.pem" >/dev/null
+    trap - EXIT
+    exec 2>&3 3>&-
+    log "certificates made in $tls_dir"
+}
+
 # Unmounts whatever the engine left mounted under $dir, deepest first.
 unmount_leftovers() {
     local mnt
@@ -83,10 +151,13 @@ start() {
     command -v dockerd >/dev/null 2>&1 || die "dockerd is not installed (apt-get install docker.io)"
     command -v docker >/dev/null 2>&1 || die "the docker client is not installed"
 
+    local tls=
+
     if [ -z "$(running_pid)" ]; then
         # A fresh engine every time: drop what a previous run left behind.
         stop
         mkdir -p "$dir/data" "$dir/exec"
+        make_certificates
 
         local driver=${WHARF_DOCKERD2_STORAGE_DRIVER:-}
         if [ -z "$driver" ]; then
@@ -109,6 +180,11 @@ start() {
             --exec-root "$dir/exec" \
             --pidfile "$pidfile" \
             -H "$host" \
+            -H "$tls_host" \
+            --tlsverify \
+            --tlscacert "$tls_dir/ca.pem" \
+            --tlscert "$tls_dir/server-cert.pem" \
+            --tlskey "$tls_dir/server-key.pem" \
             --containerd-namespace wharf-dockerd2 \
             --containerd-plugins-namespace wharf-dockerd2-plugins \
             --bridge none --iptables=false --ip-masq=false --ip-forward=false \
@@ -128,11 +204,23 @@ start() {
             fi
             sleep 0.2
         done
-        log "second Docker engine running at $host (driver ${driver:-default}, log in $logfile)"
+        answers_tls || die "dockerd answers at $host but not at $tls_host with TLS; see $logfile"
+        log "second Docker engine running at $host and $tls_host (driver ${driver:-default}, log in $logfile)"
+        tls=1
     elif ! answers; then
         die "dockerd (pid $(running_pid)) runs but does not answer at $host; see $logfile"
+    elif answers_tls; then
+        tls=1
+    else
+        # An engine started by an older version of this script: no TLS until it restarts.
+        log "dockerd (pid $(running_pid)) does not answer at $tls_host with TLS; its TLS tests" \
+            "will skip (scripts/dockerd2.sh stop, then start, to get it)"
     fi
     echo "export WHARF_TEST_DOCKER2=$host"
+    if [ -n "$tls" ]; then
+        echo "export WHARF_TEST_DOCKER2_TLS=https://127.0.0.1:$tls_port"
+        echo "export WHARF_TEST_DOCKER2_TLS_DIR=$tls_dir"
+    fi
 }
 
 stop() {
