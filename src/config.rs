@@ -19,6 +19,7 @@ pub struct Config {
     pub log: LogConfig,
     pub executor: ExecutorConfig,
     pub limits: LimitsConfig,
+    pub callbacks: CallbackConfig,
     pub nodes: Vec<NodeConfig>,
 }
 
@@ -110,6 +111,28 @@ pub struct LimitsConfig {
     pub output_limit: u64,
     /// Most open files per process.
     pub nofile: u64,
+}
+
+/// Deliveries of an instance's end to its `Parameters.Host`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallbackConfig {
+    /// Key of the `X-Wharf-Signature: sha256=<hex HMAC of the body>` header; empty: unsigned.
+    pub secret: String,
+    /// Tries before a delivery is given up.
+    pub max_attempts: u32,
+    /// Wait before the first retry, in milliseconds; it doubles with each failure.
+    pub initial_backoff_ms: u64,
+    /// Longest wait between two tries, in seconds.
+    pub max_backoff_secs: u64,
+    /// Seconds one delivery may take.
+    pub timeout_secs: u64,
+}
+
+impl Default for CallbackConfig {
+    fn default() -> Self {
+        Self { secret: String::new(), max_attempts: 12, initial_backoff_ms: 1000, max_backoff_secs: 600, timeout_secs: 10 }
+    }
 }
 
 /// A Docker engine to run actors on.
@@ -222,6 +245,7 @@ impl Default for Config {
             log: LogConfig::default(),
             executor: ExecutorConfig::default(),
             limits: LimitsConfig::default(),
+            callbacks: CallbackConfig::default(),
             nodes: vec![NodeConfig {
                 name: "local".into(),
                 address: "unix:///var/run/docker.sock".into(),
@@ -302,6 +326,10 @@ impl Config {
             ("limits.execution_timeout", self.limits.execution_timeout),
             ("limits.output_limit", self.limits.output_limit),
             ("limits.nofile", self.limits.nofile),
+            ("callbacks.max_attempts", u64::from(self.callbacks.max_attempts)),
+            ("callbacks.initial_backoff_ms", self.callbacks.initial_backoff_ms),
+            ("callbacks.max_backoff_secs", self.callbacks.max_backoff_secs),
+            ("callbacks.timeout_secs", self.callbacks.timeout_secs),
         ] {
             if value == 0 {
                 return Err(invalid(key, "must be at least 1".into()));
