@@ -29,3 +29,9 @@ CREATE TABLE callbacks (
 );
 CREATE INDEX callbacks_due ON callbacks (status, next_attempt_at);
 CREATE INDEX callbacks_instance ON callbacks (instance_id);
+
+-- The script an instance runs is fixed when it starts: editing the state machine later does
+-- not change what a replay sees. `run_id` names the current run of the instance, so that a
+-- run superseded by a PATCH or a cancel cannot write over its successor.
+ALTER TABLE instances ADD COLUMN script TEXT;
+ALTER TABLE instances ADD COLUMN run_id TEXT;

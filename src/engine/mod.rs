@@ -2,7 +2,9 @@
 //! and running one actor from its input blobs to its output blobs (`executor`).
 //! Knows nothing of HTTP; reaches Docker only through `crate::docker`.
 
+pub mod callbacks;
 mod executor;
+mod hmac;
 pub mod limits;
 mod pool;
 

@@ -4,6 +4,7 @@
 
 mod actors;
 mod blobs;
+mod callbacks;
 mod instances;
 mod migrate;
 mod nodes;
@@ -11,6 +12,7 @@ mod state_machines;
 
 pub use actors::ActorFields;
 pub use blobs::{BlobUpload, ContentSource, sha256_hex};
+pub use callbacks::{Callback, CallbackView};
 pub use instances::{InstanceFilter, NewInstance};
 pub use nodes::NodePatch;
 pub use state_machines::StateMachineFields;
