@@ -20,6 +20,7 @@ pub struct Config {
     pub executor: ExecutorConfig,
     pub limits: LimitsConfig,
     pub callbacks: CallbackConfig,
+    pub scripts: ScriptConfig,
     pub nodes: Vec<NodeConfig>,
 }
 
@@ -135,6 +136,38 @@ impl Default for CallbackConfig {
     }
 }
 
+/// Limits of state machine scripts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScriptConfig {
+    /// Operations one run of a script may take.
+    pub max_operations: u64,
+    /// Milliseconds one run of a script may take.
+    pub wall_time_ms: u64,
+    /// Deepest function call nesting.
+    pub max_call_depth: u64,
+    /// Largest string, array and map a script may build.
+    pub max_string_size: u64,
+    pub max_array_size: u64,
+    pub max_map_size: u64,
+    /// Scripts evaluated at the same time (each on a thread); waiting instances need none.
+    pub max_concurrent_runs: u64,
+}
+
+impl Default for ScriptConfig {
+    fn default() -> Self {
+        Self {
+            max_operations: 1_000_000,
+            wall_time_ms: 10_000,
+            max_call_depth: 64,
+            max_string_size: 4 << 20,
+            max_array_size: 100_000,
+            max_map_size: 10_000,
+            max_concurrent_runs: 4,
+        }
+    }
+}
+
 /// A Docker engine to run actors on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -246,6 +279,7 @@ impl Default for Config {
             executor: ExecutorConfig::default(),
             limits: LimitsConfig::default(),
             callbacks: CallbackConfig::default(),
+            scripts: ScriptConfig::default(),
             nodes: vec![NodeConfig {
                 name: "local".into(),
                 address: "unix:///var/run/docker.sock".into(),
@@ -327,6 +361,13 @@ impl Config {
             ("limits.output_limit", self.limits.output_limit),
             ("limits.nofile", self.limits.nofile),
             ("callbacks.max_attempts", u64::from(self.callbacks.max_attempts)),
+            ("scripts.max_operations", self.scripts.max_operations),
+            ("scripts.wall_time_ms", self.scripts.wall_time_ms),
+            ("scripts.max_call_depth", self.scripts.max_call_depth),
+            ("scripts.max_string_size", self.scripts.max_string_size),
+            ("scripts.max_array_size", self.scripts.max_array_size),
+            ("scripts.max_map_size", self.scripts.max_map_size),
+            ("scripts.max_concurrent_runs", self.scripts.max_concurrent_runs),
             ("callbacks.initial_backoff_ms", self.callbacks.initial_backoff_ms),
             ("callbacks.max_backoff_secs", self.callbacks.max_backoff_secs),
             ("callbacks.timeout_secs", self.callbacks.timeout_secs),

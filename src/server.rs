@@ -7,11 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState, access};
 use crate::config::Config;
-use crate::engine::{NodePool, run_probes};
+use crate::engine::callbacks::run_deliveries;
+use crate::engine::{Executor, InstanceRunner, NodePool, run_probes};
 use crate::model::node::NodeRecord;
 use crate::store::{Store, StoreError};
 
@@ -65,9 +67,27 @@ pub async fn run(
     let pool = NodePool::load(store.clone(), config.executor.clone()).await?;
     let background = CancellationToken::new();
     let probes = tokio::spawn(run_probes(pool.clone(), background.clone()));
+    let executor = Executor::new(store.clone(), pool.clone(), config.limits.clone(), config.blobs.chunk_size);
+    let callbacks_wake = Arc::new(Notify::new());
+    let deliveries = tokio::spawn(run_deliveries(
+        store.clone(),
+        config.callbacks.clone(),
+        callbacks_wake.clone(),
+        background.clone(),
+    ));
+    let runner = InstanceRunner::new(
+        store.clone(),
+        executor,
+        config.executor.service_name.clone(),
+        &config.scripts,
+        config.blobs.chunk_size,
+        callbacks_wake,
+    );
+    let runs = tokio::spawn(runner.clone().run(background.clone()));
     let state = AppState {
         store: store.clone(),
         pool,
+        runner,
         config: Arc::new(config),
         service_id: format!("wharf@{}", hostname()).into(),
     };
@@ -93,6 +113,8 @@ pub async fn run(
         }
     };
     background.cancel();
+    let _ = runs.await;
+    let _ = deliveries.await;
     let _ = probes.await;
     store.close().await;
     match outcome {

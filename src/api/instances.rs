@@ -16,7 +16,7 @@ use super::AppState;
 use crate::model::blob::{BlobRef, validate_file_name};
 use crate::model::instance::{Instance, Status};
 use crate::model::limitation::Limitation;
-use crate::store::{InstanceFilter, NewInstance};
+use crate::store::{CallbackView, InstanceFilter, NewInstance};
 
 /// A run to start.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -123,9 +123,22 @@ async fn list_instances(
 
 /// Reads one instance.
 #[utoipa::path(get, path = "/api/v1/StateMachineInstance/{id}", tag = "StateMachineInstance",
-    responses((status = 200, body = Envelope<Instance>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn get_instance(State(state): State<AppState>, Path(id): Path<String>) -> Result<Reply<Instance>, ApiError> {
-    Ok(Reply(state.store.get_instance(parse_id("instance", &id)?).await?))
+    responses((status = 200, body = Envelope<InstanceDetail>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_instance(State(state): State<AppState>, Path(id): Path<String>) -> Result<Reply<InstanceDetail>, ApiError> {
+    let id = parse_id("instance", &id)?;
+    let mut instance = state.store.get_instance(id).await?;
+    instance.started_actors = state.store.started_actors(id).await?;
+    let callbacks = state.store.callbacks_of(id).await?.iter().map(CallbackView::from).collect();
+    Ok(Reply(InstanceDetail { instance, callbacks }))
+}
+
+/// An instance with the deliveries of its callback.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct InstanceDetail {
+    #[serde(flatten)]
+    pub instance: Instance,
+    /// Deliveries to `Parameters.Host`: status, attempts, last error.
+    pub callbacks: Vec<CallbackView>,
 }
 
 /// Starts a run of a stored state machine on the given blobs.
@@ -146,7 +159,7 @@ async fn put_instance(
     {
         return Err(ApiError::field("parameters.Host", format!("`{host}` is not an http:// or https:// URL")));
     }
-    state.store.get_state_machine(&input.name).await?;
+    let machine = state.store.get_state_machine(&input.name).await?;
     let ids: Vec<_> = input.initial_blobs.iter().map(|b| b.id).collect();
     if let Some(missing) = state.store.missing_blobs(&ids).await?.first() {
         let index = ids.iter().position(|id| id == missing).unwrap_or_default();
@@ -159,7 +172,8 @@ async fn put_instance(
         parameters: input.parameters,
         priority: input.priority,
     };
-    let id = state.store.create_instance(&new, &state.service_id).await?;
+    let id = state.store.create_instance(&new, &machine.body, &state.service_id).await?;
+    state.runner.wake();
     tracing::info!(instance_id = %id, state_machine = %new.name, priority = new.priority, "instance queued");
     Ok(Reply(Created { id: id.to_string() }))
 }
@@ -181,7 +195,12 @@ async fn patch_instance(
     {
         return Err(ApiError::field("stage", "must not be empty"));
     }
-    state.store.patch_instance(id, patch.stage.as_deref(), patch.parameters.as_ref()).await?;
+    if let Some(parameters) = &patch.parameters {
+        state.store.patch_instance(id, None, Some(parameters)).await?;
+    }
+    if let Some(stage) = &patch.stage {
+        state.runner.rerun_from(id, stage).await?;
+    }
     tracing::info!(instance_id = %id, stage = ?patch.stage, at = %Utc::now(), "instance patched");
     Ok(Reply(Changed::patched()))
 }
@@ -191,7 +210,7 @@ async fn patch_instance(
     responses((status = 200, body = Envelope<Changed>), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn delete_instance(State(state): State<AppState>, Path(id): Path<String>) -> Result<Reply<Changed>, ApiError> {
     let id = parse_id("instance", &id)?;
-    state.store.cancel_instance(id).await?;
+    state.runner.cancel(id).await?;
     tracing::info!(instance_id = %id, "instance cancelled");
     Ok(Reply(Changed::cancelled()))
 }

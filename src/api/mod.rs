@@ -25,7 +25,7 @@ pub use envelope::Envelope;
 pub use error::ApiError;
 
 use crate::config::Config;
-use crate::engine::NodePool;
+use crate::engine::{InstanceRunner, NodePool};
 use crate::store::Store;
 
 /// What every handler can reach: a cheap-to-clone handle.
@@ -33,6 +33,7 @@ use crate::store::Store;
 pub struct AppState {
     pub store: Store,
     pub pool: NodePool,
+    pub runner: InstanceRunner,
     pub config: Arc<Config>,
     /// Identifies this service process in `fromManagementService`.
     pub service_id: Arc<str>,

@@ -31,6 +31,11 @@ pub fn backoff_ms(config: &CallbackConfig, attempts: u32) -> u64 {
     config.initial_backoff_ms.saturating_mul(factor).min(cap)
 }
 
+/// Tries per delivery; at least one, whatever the config says.
+fn max_attempts(config: &CallbackConfig) -> i64 {
+    i64::from(config.max_attempts.max(1))
+}
+
 /// Delivers due callbacks until `cancel`; `wake` says a new one was stored. At cancel,
 /// deliveries in flight get until their own timeout to finish and be recorded.
 pub async fn run_deliveries(store: Store, config: CallbackConfig, wake: Arc<Notify>, cancel: CancellationToken) {
@@ -100,6 +105,13 @@ async fn start_due(
         // A claimed row is not due again until its send has surely ended.
         let lease_ms = i64::try_from(config.timeout_secs.saturating_mul(2000)).unwrap_or(i64::MAX);
         for due in store.due_callbacks(now, room as i64).await? {
+            if due.attempts >= max_attempts(config) {
+                // Its last try was cut short (the service stopped during it), or the limit
+                // was lowered since: either way it has had its tries.
+                let error = format!("given up after {} tries; the last one's outcome was not recorded", due.attempts);
+                store.callback_failed(due.id, &error, None).await?;
+                continue;
+            }
             if let Some(claimed) = store.claim_callback(&due, now.saturating_add(lease_ms)).await? {
                 in_flight.spawn(deliver(store.clone(), client.clone(), config.clone(), claimed));
             }
@@ -128,7 +140,7 @@ async fn deliver(store: Store, client: reqwest::Client, config: Arc<CallbackConf
             store.callback_delivered(callback.id, now_millis()).await
         }
         Err(failure) => {
-            let gives_up = failure.permanent || attempt >= i64::from(config.max_attempts);
+            let gives_up = failure.permanent || attempt >= max_attempts(&config);
             let next = (!gives_up).then(|| {
                 let wait = backoff_ms(&config, u32::try_from(attempt).unwrap_or(u32::MAX));
                 now_millis().saturating_add(i64::try_from(wait).unwrap_or(i64::MAX))
@@ -146,7 +158,12 @@ async fn deliver(store: Store, client: reqwest::Client, config: Arc<CallbackConf
     };
     if let Err(err) = recorded {
         // The row stays claimed until its lease ends, then it is tried again.
-        tracing::warn!(instance_id = %callback.instance_id, url = %callback.url, error = %err, "cannot record a callback try");
+        tracing::warn!(
+            instance_id = %callback.instance_id,
+            url = %callback.url,
+            error = %err,
+            "cannot record a callback try"
+        );
     }
 }
 

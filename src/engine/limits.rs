@@ -14,7 +14,8 @@ pub fn service_defaults(config: &LimitsConfig) -> Limitation {
         cpu_period: Some(config.cpu_period),
         cpu_quota: Some(config.cpu_quota),
         memory: Some(config.memory),
-        memory_swap: Some(config.memory_swap as i64),
+        // Swap follows the memory limit unless a layer sets it (see `resolve`).
+        memory_swap: None,
         blkio_device_read_bps: None,
         blkio_device_write_bps: None,
         execution_timeout: Some(config.execution_timeout),
@@ -33,11 +34,13 @@ pub fn resolve(layers: &[Option<&Limitation>], config: &LimitsConfig) -> Limits 
         .flatten()
         .fold(service_defaults(config), |acc, layer| layer.over(&acc));
     let memory = merged.memory.unwrap_or(config.memory) as i64;
-    // Swap below memory makes no sense to the engine; an unset swap means none.
+    // Unset, swap keeps the service's allowance above whatever memory limit applies; swap
+    // below memory makes no sense to the engine.
+    let extra_swap = config.memory_swap.saturating_sub(config.memory) as i64;
     let memory_swap = match merged.memory_swap {
         Some(-1) => -1,
         Some(swap) if swap >= memory => swap,
-        _ => memory,
+        _ => memory + extra_swap,
     };
     let output_limit = merged.output_limit.unwrap_or(config.output_limit);
     let mut ulimits = merged.ulimit.unwrap_or_default();

@@ -5,8 +5,10 @@
 pub mod callbacks;
 mod executor;
 mod hmac;
+mod instances;
 pub mod limits;
 mod pool;
 
 pub use executor::{ActorJob, ActorReport, ActorStatus, Executor};
+pub use instances::{InstanceRunner, summary};
 pub use pool::{Health, Lease, NodePool, run_probes};

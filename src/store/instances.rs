@@ -65,11 +65,12 @@ fn instance(row: &AnyRow) -> Result<Instance, StoreError> {
 }
 
 impl Store {
-    pub async fn create_instance(&self, new: &NewInstance, from_service: &str) -> Result<Uuid, StoreError> {
+    /// Stores a queued instance that will run `script` (a snapshot of its state machine).
+    pub async fn create_instance(&self, new: &NewInstance, script: &str, from_service: &str) -> Result<Uuid, StoreError> {
         let id = Uuid::new_v4();
         sqlx::query(
             "INSERT INTO instances (id, name, status, stage, initial_blobs, limitation, parameters, priority, \
-             from_service, re_run_times, seq, created_at) VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8, 0, $9, $10)",
+             from_service, re_run_times, seq, created_at, script) VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8, 0, $9, $10, $11)",
         )
         .bind(id.to_string())
         .bind(&new.name)
@@ -81,6 +82,7 @@ impl Store {
         .bind(from_service)
         .bind(crate::model::next_seq())
         .bind(now_millis())
+        .bind(script)
         .execute(&self.pool)
         .await
         .map_err(StoreError::db("storing an instance"))?;
@@ -174,7 +176,7 @@ impl Store {
     /// Marks an unfinished instance Cancelled; a finished one is left as it is.
     pub async fn cancel_instance(&self, id: Uuid) -> Result<(), StoreError> {
         let done = sqlx::query(
-            "UPDATE instances SET status = $1, end_time = $2, exception = $3 WHERE id = $4 AND status IN ($5, $6)",
+            "UPDATE instances SET status = $1, end_time = $2, exception = $3, run_id = NULL WHERE id = $4 AND status IN ($5, $6)",
         )
         .bind(Status::Cancelled.as_str())
         .bind(now_millis())

@@ -4,6 +4,7 @@
 
 mod actors;
 mod blobs;
+mod events;
 mod callbacks;
 mod instances;
 mod migrate;
@@ -13,6 +14,7 @@ mod state_machines;
 pub use actors::ActorFields;
 pub use blobs::{BlobUpload, ContentSource, sha256_hex};
 pub use callbacks::{Callback, CallbackView};
+pub use events::{MAX_RE_RUNS, Recovered};
 pub use instances::{InstanceFilter, NewInstance};
 pub use nodes::NodePatch;
 pub use state_machines::StateMachineFields;

@@ -1,16 +1,34 @@
 //! `/api/v1/StateMachineInstance`: starting runs in JoyOI's shape, filtering, patching, cancelling.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::on_both_databases;
 use crate::support::{Db, TestServer};
 
 on_both_databases!(instance_lifecycle, instance_bad_input_changes_nothing);
 
+/// Polls an instance until `ready` holds (at most 20 s) and returns it.
+pub async fn wait_instance(server: &TestServer, id: &str, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let answer = server.get(&format!("/api/v1/StateMachineInstance/{id}")).await;
+        let instance = answer.expect_ok().clone();
+        if ready(&instance) {
+            return instance;
+        }
+        assert!(std::time::Instant::now() < deadline, "instance never {what}: {instance}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 async fn instance_lifecycle(db: Db) {
     let server = TestServer::start(db).await;
-    server.put("/api/v1/StateMachine", json!({"name": "judge", "body": "1"})).await.expect_ok();
-    server.put("/api/v1/StateMachine", json!({"name": "other", "body": "2"})).await.expect_ok();
+    // A script that waits (without any container) and one that ends at once.
+    server
+        .put("/api/v1/StateMachine", json!({"name": "judge", "body": "set_stage(\"Wait\");\nsleep(60000);\n1"}))
+        .await
+        .expect_ok();
+    server.put("/api/v1/StateMachine", json!({"name": "other", "body": "#{ answer: 40 + 2 }"})).await.expect_ok();
     let source = server.blob("Main.c", b"int main(){}").await;
     let input = server.blob("input_1.txt", b"1 2\n").await;
 
@@ -31,45 +49,50 @@ async fn instance_lifecycle(db: Db) {
     let other = server.put("/api/v1/StateMachineInstance", json!({"name": "other"})).await;
     let other_id = other.expect_ok()["id"].as_str().expect("id").to_owned();
 
-    let instance = server.get(&format!("/api/v1/StateMachineInstance/{id}")).await;
-    let instance = instance.expect_ok();
+    let instance = wait_instance(&server, &id, "reached stage Wait", |i| i["stage"] == "Wait").await;
     assert_eq!(instance["name"], "judge");
-    assert_eq!(instance["status"], "Queued");
+    assert_eq!(instance["status"], "Running");
     assert_eq!(instance["priority"], 1);
     assert_eq!(instance["initialBlobs"][1], json!({"id": input, "name": "input_1.txt", "tag": "case1"}));
     assert_eq!(instance["parameters"]["Host"], "http://127.0.0.1:9/judge");
     assert_eq!(instance["limitation"]["executionTimeout"], 1000);
     assert_eq!(instance["startedActors"], json!([]));
     assert_eq!(instance["reRunTimes"], 0);
-    for field in ["stage", "exception", "executionKey", "startTime", "endTime", "fromManagementService"] {
-        assert!(instance.get(field).is_some(), "JoyOI field {field} is present");
+    assert!(instance["startTime"].is_string());
+    for field in ["exception", "executionKey", "endTime", "fromManagementService", "result", "callbacks"] {
+        assert!(instance.get(field).is_some(), "field {field} is present");
     }
+    let done = wait_instance(&server, &other_id, "succeeded", |i| i["status"] == "Succeeded").await;
+    assert_eq!(done["result"], json!({"answer": 42}), "the script's value is the result");
+    assert!(done["endTime"].is_string());
 
     let all = server.get("/api/v1/StateMachineInstance/All").await;
     assert_eq!(all.expect_ok()[0]["id"], other_id.as_str(), "newest first");
     assert_eq!(server.count("/api/v1/StateMachineInstance/All?name=judge").await, 1);
-    assert_eq!(server.count("/api/v1/StateMachineInstance/All?status=Queued").await, 2);
-    assert_eq!(server.count("/api/v1/StateMachineInstance/All?status=queued&name=other").await, 1);
-    assert_eq!(server.count("/api/v1/StateMachineInstance/All?status=Running").await, 0);
+    assert_eq!(server.count("/api/v1/StateMachineInstance/All?status=Running").await, 1);
+    assert_eq!(server.count("/api/v1/StateMachineInstance/All?status=succeeded&name=other").await, 1);
+    assert_eq!(server.count("/api/v1/StateMachineInstance/All?status=Queued").await, 0);
+    assert_eq!(server.count("/api/v1/StateMachineInstance/All?stage=Wait").await, 1);
     assert_eq!(server.count("/api/v1/StateMachineInstance/All?begin_time=2000-01-01").await, 2);
     assert_eq!(server.count("/api/v1/StateMachineInstance/All?finish_time=2000-01-01").await, 0);
     assert_eq!(server.count("/api/v1/StateMachineInstance/All?begin_time=2999-01-01T00:00:00Z").await, 0);
     assert_eq!(server.count("/api/v1/StateMachineInstance/All?page=2&pageSize=1").await, 1);
 
-    let patch = server
-        .patch(&format!("/api/v1/StateMachineInstance/{id}"), json!({"Stage": "Run", "Parameters": {"Debug": "true", "Host": null}}))
-        .await;
+    let path = format!("/api/v1/StateMachineInstance/{id}");
+    let patch = server.patch(&path, json!({"Parameters": {"Debug": "true", "Host": null}})).await;
     assert_eq!(patch.expect_ok()["patched"], 1);
-    let patched = server.get(&format!("/api/v1/StateMachineInstance/{id}")).await;
-    assert_eq!(patched.expect_ok()["stage"], "Run");
-    assert_eq!(patched.expect_ok()["parameters"], json!({"Debug": "true"}));
-    assert_eq!(server.count("/api/v1/StateMachineInstance/All?stage=Run").await, 1);
+    assert_eq!(server.get(&path).await.expect_ok()["parameters"], json!({"Debug": "true"}));
+    server.patch(&path, json!({"stage": "Never"})).await.expect_error(409, "never reached stage `Never`");
+    server.patch(&path, json!({"Stage": "Wait"})).await.expect_ok();
+    wait_instance(&server, &id, "ran again from Wait", |i| i["status"] == "Running" && i["stage"] == "Wait").await;
 
-    assert_eq!(server.delete(&format!("/api/v1/StateMachineInstance/{id}")).await.expect_ok()["cancelled"], 1);
-    let cancelled = server.get(&format!("/api/v1/StateMachineInstance/{id}")).await;
+    assert_eq!(server.delete(&path).await.expect_ok()["cancelled"], 1);
+    let cancelled = server.get(&path).await;
     assert_eq!(cancelled.expect_ok()["status"], "Cancelled");
     assert!(cancelled.expect_ok()["endTime"].is_string());
-    server.delete(&format!("/api/v1/StateMachineInstance/{id}")).await.expect_error(409, "already ended (Cancelled)");
+    server.delete(&path).await.expect_error(409, "already ended (Cancelled)");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(server.get(&path).await.expect_ok()["status"], "Cancelled", "a cancelled run does not come back");
     assert_eq!(server.count("/api/v1/StateMachineInstance/All?status=Cancelled").await, 1);
     server.finish().await;
 }
@@ -104,7 +127,8 @@ async fn instance_bad_input_changes_nothing(db: Db) {
     server.get("/api/v1/StateMachineInstance/All?begin_time=soon").await.expect_error(400, "begin_time");
     server.get("/api/v1/StateMachineInstance/All?page=0").await.expect_error(400, "page");
 
-    let id = server.put("/api/v1/StateMachineInstance", json!({"name": "judge"})).await.expect_ok()["id"]
+    server.put("/api/v1/StateMachine", json!({"name": "waits", "body": "sleep(60000)"})).await.expect_ok();
+    let id = server.put("/api/v1/StateMachineInstance", json!({"name": "waits"})).await.expect_ok()["id"]
         .as_str()
         .expect("id")
         .to_owned();
@@ -114,6 +138,7 @@ async fn instance_bad_input_changes_nothing(db: Db) {
     server.patch(&path, json!({"parameters": {"a": 1}})).await.expect_error(400, "parameters.a");
     let unchanged = server.get(&path).await;
     assert!(unchanged.expect_ok()["stage"].is_null());
+    server.delete(&path).await.expect_ok();
     assert_eq!(unchanged.expect_ok()["parameters"], json!({}));
     server.finish().await;
 }

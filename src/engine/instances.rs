@@ -1,0 +1,462 @@
+//! Running state machine instances: taking queued ones, replaying their scripts against
+//! their histories (on a bounded set of threads), performing the calls they wait on
+//! (actors in parallel, HTTP, sleep) as async work that holds no thread, finishing them,
+//! and posting the callback. Cancelling, re-running from a stage and recovery after a
+//! crash all go through the store's `run_id` so a superseded run cannot write.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::executor::{ActorJob, Executor};
+use crate::config::ScriptConfig;
+use crate::model::blob::BlobRef;
+use crate::model::instance::{Instance, Status};
+use crate::model::limitation::Limitation;
+use crate::script::{self, ActorRecord, HostEffects, InstanceView, NewCall, Outcome, RecordedCall, ScriptLimits};
+use crate::store::{BlobUpload, ContentSource, Store, StoreError};
+
+/// A cheap-to-clone handle on the instance runner.
+#[derive(Clone)]
+pub struct InstanceRunner {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    store: Store,
+    executor: Executor,
+    service: String,
+    limits: ScriptLimits,
+    chunk_size: u64,
+    script_slots: Semaphore,
+    /// Instance id → (run id, token) of the runs in this process.
+    active: Mutex<HashMap<Uuid, (String, CancellationToken)>>,
+    wake: Notify,
+    callbacks: Arc<Notify>,
+    http: reqwest::Client,
+}
+
+/// Why a run stopped before its instance ended.
+enum Interrupted {
+    /// Cancelled, superseded, or the service is stopping.
+    Stopped,
+    Store(StoreError),
+}
+
+impl From<StoreError> for Interrupted {
+    fn from(err: StoreError) -> Self {
+        Interrupted::Store(err)
+    }
+}
+
+impl InstanceRunner {
+    pub fn new(
+        store: Store,
+        executor: Executor,
+        service: String,
+        scripts: &ScriptConfig,
+        chunk_size: u64,
+        callbacks: Arc<Notify>,
+    ) -> InstanceRunner {
+        let limits = ScriptLimits {
+            max_operations: scripts.max_operations,
+            max_call_depth: scripts.max_call_depth as usize,
+            max_string_size: scripts.max_string_size as usize,
+            max_array_size: scripts.max_array_size as usize,
+            max_map_size: scripts.max_map_size as usize,
+            wall_time: Duration::from_millis(scripts.wall_time_ms),
+        };
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
+        InstanceRunner {
+            shared: Arc::new(Shared {
+                store,
+                executor,
+                service,
+                limits,
+                chunk_size,
+                script_slots: Semaphore::new(scripts.max_concurrent_runs as usize),
+                active: Mutex::new(HashMap::new()),
+                wake: Notify::new(),
+                callbacks,
+                http,
+            }),
+        }
+    }
+
+    fn active(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, (String, CancellationToken)>> {
+        self.shared.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Looks for queued instances now.
+    pub fn wake(&self) {
+        self.shared.wake.notify_one();
+    }
+
+    /// Stops this process's run of an instance (its containers are killed).
+    pub fn stop_run(&self, id: Uuid) {
+        if let Some((_, token)) = self.active().remove(&id) {
+            token.cancel();
+        }
+    }
+
+    /// Cancels an instance: marks it Cancelled, stops its run, posts its callback.
+    pub async fn cancel(&self, id: Uuid) -> Result<(), StoreError> {
+        self.shared.store.cancel_instance(id).await?;
+        self.stop_run(id);
+        self.enqueue_callback(id).await;
+        Ok(())
+    }
+
+    /// Re-runs an instance from the first time it entered `stage`.
+    pub async fn rerun_from(&self, id: Uuid, stage: &str) -> Result<(), StoreError> {
+        self.stop_run(id);
+        self.shared.store.rerun_from_stage(id, stage).await?;
+        self.wake();
+        Ok(())
+    }
+
+    /// Takes queued instances and runs them until `cancel`; then puts this process's runs
+    /// back in the queue for the next start.
+    pub async fn run(self, cancel: CancellationToken) {
+        match self.shared.store.recover_instances(&self.shared.service).await {
+            Ok(recovered) => {
+                for id in &recovered.requeued {
+                    tracing::info!(instance_id = %id, "continuing an instance interrupted by a stop");
+                }
+                for id in &recovered.exhausted {
+                    tracing::warn!(instance_id = %id, "instance failed: re-run times exhausted");
+                    self.enqueue_callback(*id).await;
+                }
+            }
+            Err(err) => tracing::error!(error = %err, "cannot recover interrupted instances"),
+        }
+        loop {
+            match self.shared.store.queued_instances(100).await {
+                Ok(ids) => {
+                    for id in ids {
+                        self.start(id, &cancel).await;
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "cannot list queued instances"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = self.shared.wake.notified() => {}
+                _ = cancel.cancelled() => break,
+            }
+        }
+        let runs: Vec<(Uuid, String, CancellationToken)> =
+            self.active().drain().map(|(id, (run, token))| (id, run, token)).collect();
+        for (id, run_id, token) in runs {
+            token.cancel();
+            if let Err(err) = self.shared.store.requeue_instance(id, &run_id).await {
+                tracing::warn!(instance_id = %id, error = %err, "cannot put an instance back in the queue");
+            }
+        }
+    }
+
+    async fn start(&self, id: Uuid, stopping: &CancellationToken) {
+        let run_id = Uuid::new_v4().to_string();
+        match self.shared.store.claim_instance(id, &run_id, &self.shared.service).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(err) => {
+                tracing::warn!(instance_id = %id, error = %err, "cannot claim an instance");
+                return;
+            }
+        }
+        let token = stopping.child_token();
+        self.active().insert(id, (run_id.clone(), token.clone()));
+        let runner = self.clone();
+        tokio::spawn(async move {
+            tracing::info!(instance_id = %id, "instance running");
+            match runner.drive(id, &run_id, &token).await {
+                Ok(()) | Err(Interrupted::Stopped) => {}
+                Err(Interrupted::Store(err)) => {
+                    tracing::error!(instance_id = %id, error = %err, "instance run broke off");
+                    let message = format!("internal error: {err}");
+                    if let Ok(true) = runner.shared.store.finish_instance(id, &run_id, Status::Failed, None, Some(&message)).await {
+                        runner.enqueue_callback(id).await;
+                    }
+                }
+            }
+            let mut active = runner.active();
+            if active.get(&id).is_some_and(|(run, _)| run == &run_id) {
+                active.remove(&id);
+            }
+        });
+    }
+
+    /// Replays the script and performs what it waits on, until the instance ends.
+    async fn drive(&self, id: Uuid, run_id: &str, token: &CancellationToken) -> Result<(), Interrupted> {
+        let store = &self.shared.store;
+        let instance = store.get_instance(id).await?;
+        let script = store.instance_script(id).await?.unwrap_or_default();
+        let machine_limits = store.get_state_machine(&instance.name).await.ok().and_then(|m| m.limitation);
+        let view = InstanceView {
+            id,
+            name: instance.name.clone(),
+            parameters: instance.parameters.clone(),
+            priority: instance.priority,
+            initial_blobs: instance.initial_blobs.clone(),
+        };
+        loop {
+            if token.is_cancelled() {
+                return Err(Interrupted::Stopped);
+            }
+            let history = store.events(id).await?;
+            let outcome = self.replay(&script, &view, history.clone(), run_id).await?;
+            match outcome {
+                Outcome::Finished(value) => return self.finish(id, run_id, Status::Succeeded, Some(&value), None).await,
+                Outcome::Failed(message) => return self.finish(id, run_id, Status::Failed, None, Some(&message)).await,
+                Outcome::Suspended(position) => {
+                    let events = store.events(id).await?;
+                    let Some(call) = events.into_iter().find(|e| e.position == position) else {
+                        return Err(Interrupted::Stopped);
+                    };
+                    let result = self.perform(&instance, machine_limits.as_ref(), &call, token).await?;
+                    if !store.complete_event(id, run_id, position, &result).await? {
+                        return Err(Interrupted::Stopped);
+                    }
+                }
+            }
+        }
+    }
+
+    /// One run of the script, on a blocking thread from a bounded set.
+    async fn replay(&self, script: &str, view: &InstanceView, history: Vec<RecordedCall>, run_id: &str) -> Result<Outcome, Interrupted> {
+        let _slot = self.shared.script_slots.acquire().await.map_err(|_| Interrupted::Stopped)?;
+        let host: Arc<dyn HostEffects> = Arc::new(StoreHost {
+            store: self.shared.store.clone(),
+            handle: tokio::runtime::Handle::current(),
+            instance: view.id,
+            run_id: run_id.to_owned(),
+            chunk_size: self.shared.chunk_size,
+        });
+        let (script, view, limits) = (script.to_owned(), view.clone(), self.shared.limits.clone());
+        tokio::task::spawn_blocking(move || script::run(&script, &view, history, host, &limits))
+            .await
+            .map_err(|e| Interrupted::Store(StoreError::Conflict(format!("script run panicked: {e}"))))
+    }
+
+    async fn finish(
+        &self,
+        id: Uuid,
+        run_id: &str,
+        status: Status,
+        result: Option<&Value>,
+        exception: Option<&str>,
+    ) -> Result<(), Interrupted> {
+        if !self.shared.store.finish_instance(id, run_id, status, result, exception).await? {
+            return Err(Interrupted::Stopped);
+        }
+        match exception {
+            Some(why) => tracing::info!(instance_id = %id, status = status.as_str(), exception = why, "instance ended"),
+            None => tracing::info!(instance_id = %id, status = status.as_str(), "instance ended"),
+        }
+        self.enqueue_callback(id).await;
+        Ok(())
+    }
+
+    /// Stores the end-of-run delivery to `Parameters.Host`, if there is one.
+    async fn enqueue_callback(&self, id: Uuid) {
+        let store = &self.shared.store;
+        let Ok(instance) = store.get_instance(id).await else { return };
+        let Some(url) = instance.parameters.get("Host").cloned() else { return };
+        let payload = summary(&instance);
+        match store.enqueue_callback(id, &url, &payload).await {
+            Ok(_) => self.shared.callbacks.notify_one(),
+            Err(err) => tracing::error!(instance_id = %id, error = %err, "cannot store the callback"),
+        }
+    }
+
+    /// Performs a call the script waits on and gives its result.
+    async fn perform(
+        &self,
+        instance: &Instance,
+        machine_limits: Option<&Limitation>,
+        call: &RecordedCall,
+        token: &CancellationToken,
+    ) -> Result<Value, Interrupted> {
+        match call.kind.as_str() {
+            "run_actor" | "run_actors" => self.run_actors(instance, machine_limits, call, token).await,
+            "http_invoke" => Ok(self.http(&call.args, token).await?),
+            "sleep" => {
+                let ms = call.args["ms"].as_u64().unwrap_or_default();
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(ms)) => Ok(Value::Null),
+                    _ = token.cancelled() => Err(Interrupted::Stopped),
+                }
+            }
+            other => Ok(json!({"error": format!("unknown call {other}")})),
+        }
+    }
+
+    async fn run_actors(
+        &self,
+        instance: &Instance,
+        machine_limits: Option<&Limitation>,
+        call: &RecordedCall,
+        token: &CancellationToken,
+    ) -> Result<Value, Interrupted> {
+        let specs = call.args["actors"].as_array().cloned().unwrap_or_default();
+        let debug = instance.parameters.get("Debug").is_some_and(|d| d == "true");
+        let mut jobs = Vec::with_capacity(specs.len());
+        for spec in &specs {
+            let name = spec["actor"].as_str().unwrap_or_default();
+            let inputs: Vec<BlobRef> = serde_json::from_value(spec["inputs"].clone()).unwrap_or_default();
+            let tag = spec["tag"].as_str().map(str::to_owned);
+            let actor = match self.shared.store.get_actor(name).await {
+                Ok(actor) => actor,
+                Err(StoreError::NotFound { .. }) => {
+                    jobs.push(Err(missing_actor(name, inputs, tag, call.stage.clone())));
+                    continue;
+                }
+                Err(err) => return Err(err.into()),
+            };
+            let mut limitation: Vec<Limitation> = Vec::new();
+            if let Ok(own) = serde_json::from_value::<Limitation>(spec["limitation"].clone()) {
+                limitation.push(own);
+            }
+            limitation.extend(instance.limitation.clone());
+            limitation.extend(machine_limits.cloned());
+            jobs.push(Ok(ActorJob {
+                instance_id: Some(instance.id),
+                actor,
+                inputs,
+                limitation,
+                priority: spec["priority"].as_i64().unwrap_or(instance.priority),
+                debug,
+                tag,
+            }));
+        }
+        let runs = jobs.iter().map(|job| async move {
+            match job {
+                Ok(job) => {
+                    let report = self.shared.executor.run(job, token).await;
+                    ActorRecord {
+                        name: job.actor.name.clone(),
+                        status: report.status.as_str().to_owned(),
+                        exception: report.exception,
+                        exit_code: report.exit_code,
+                        timed_out: report.timed_out,
+                        oom_killed: report.oom_killed,
+                        node: report.node,
+                        container: report.container,
+                        start_time: report.start_time,
+                        end_time: report.end_time,
+                        attempts: report.attempts,
+                        tag: job.tag.clone(),
+                        stage: call.stage.clone(),
+                        inputs: job.inputs.clone(),
+                        outputs: report.outputs,
+                    }
+                }
+                Err(record) => record.clone(),
+            }
+        });
+        let records = futures::future::join_all(runs).await;
+        if token.is_cancelled() {
+            return Err(Interrupted::Stopped);
+        }
+        Ok(json!({"actors": records}))
+    }
+
+    async fn http(&self, args: &Value, token: &CancellationToken) -> Result<Value, StoreError> {
+        let method = reqwest::Method::from_bytes(args["method"].as_str().unwrap_or("GET").as_bytes())
+            .unwrap_or(reqwest::Method::GET);
+        let url = args["url"].as_str().unwrap_or_default();
+        let mut request = self.shared.http.request(method, url);
+        if !args["body"].is_null() {
+            request = request.json(&args["body"]);
+        }
+        let sent = tokio::select! {
+            sent = request.send() => sent,
+            _ = token.cancelled() => return Ok(json!({"error": "cancelled"})),
+        };
+        Ok(match sent {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let body = response.text().await.unwrap_or_default();
+                json!({"status": status, "body": body})
+            }
+            Err(err) => json!({"error": err.to_string()}),
+        })
+    }
+}
+
+fn missing_actor(name: &str, inputs: Vec<BlobRef>, tag: Option<String>, stage: Option<String>) -> ActorRecord {
+    let now = crate::model::now_millis();
+    ActorRecord {
+        name: name.to_owned(),
+        status: "Failed".into(),
+        exception: Some(format!("actor `{name}` not found")),
+        exit_code: None,
+        timed_out: false,
+        oom_killed: false,
+        node: None,
+        container: None,
+        start_time: now,
+        end_time: now,
+        attempts: 0,
+        tag,
+        stage,
+        inputs,
+        outputs: Vec::new(),
+    }
+}
+
+/// The JSON summary posted when an instance ends.
+pub fn summary(instance: &Instance) -> Value {
+    json!({
+        "id": instance.id,
+        "name": instance.name,
+        "status": instance.status,
+        "stage": instance.stage,
+        "result": instance.result,
+        "exception": instance.exception,
+        "startTime": instance.start_time,
+        "endTime": instance.end_time,
+        "reRunTimes": instance.re_run_times,
+        "parameters": instance.parameters,
+    })
+}
+
+/// The script's host effects, done on the database from the script's blocking thread.
+struct StoreHost {
+    store: Store,
+    handle: tokio::runtime::Handle,
+    instance: Uuid,
+    run_id: String,
+    chunk_size: u64,
+}
+
+impl HostEffects for StoreHost {
+    fn read_blob(&self, id: Uuid) -> Result<Vec<u8>, String> {
+        self.handle.block_on(async {
+            let (_, content) = self.store.get_blob(id).await.map_err(|e| e.to_string())?;
+            self.store.read_blob(&content).await.map_err(|e| e.to_string())
+        })
+    }
+
+    fn upload(&self, name: &str, bytes: &[u8]) -> Result<BlobRef, String> {
+        self.handle.block_on(async {
+            let upload = BlobUpload { name: name.to_owned(), remark: format!("from instance {}", self.instance), time_stamp: crate::model::now_millis() };
+            let blob = self.store.put_blob(&upload, ContentSource::Bytes(bytes), self.chunk_size).await.map_err(|e| e.to_string())?;
+            Ok(BlobRef { id: blob.id, name: name.to_owned(), tag: None })
+        })
+    }
+
+    fn record(&self, call: &NewCall) -> Result<(), String> {
+        self.handle.block_on(self.store.record_event(self.instance, &self.run_id, call)).map_err(|e| e.to_string())
+    }
+
+    fn log(&self, message: &str) {
+        tracing::info!(instance_id = %self.instance, script_log = message, "script log");
+    }
+}
