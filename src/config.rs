@@ -33,6 +33,9 @@ pub struct ServerConfig {
     pub max_json_body: u64,
     /// Seconds to let in-flight requests finish at shutdown.
     pub shutdown_grace_secs: u64,
+    /// Folder of definitions loaded at start (`actors/*.toml`, `state_machines/*.rhai`);
+    /// a missing folder is skipped.
+    pub definitions: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -205,7 +208,12 @@ fn default_capacity() -> u32 {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { bind: "127.0.0.1:8080".into(), max_json_body: 64 << 20, shutdown_grace_secs: 30 }
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            max_json_body: 64 << 20,
+            shutdown_grace_secs: 30,
+            definitions: "config/definitions".into(),
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! - [`config`]: settings from a TOML file, `WHARF_*` variables and flags.
 //! - [`model`]: the resources (actors, state machines, blobs, instances, nodes) as users see them.
 //! - [`store`]: the database (SQLite embedded, PostgreSQL for scale) behind one handle.
+//! - [`definitions`]: example actors and state machines loaded from a folder at start.
 //! - [`script`]: the sandboxed Rhai engine state machines are written for.
 //! - [`api`]: HTTP routes, the `{code, msg, data}` envelope, access control, OpenAPI.
 //! - [`server`]: `wharf serve`, which ties the above together and shuts down cleanly.
@@ -12,6 +13,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod definitions;
 pub mod docker;
 pub mod engine;
 pub mod logging;

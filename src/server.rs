@@ -26,6 +26,8 @@ pub enum ServeError {
     Exposed { addr: SocketAddr },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("definitions: {0}")]
+    Definitions(#[from] crate::definitions::DefinitionError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: String, source: std::io::Error },
     #[error("HTTP server failed: {0}")]
@@ -58,6 +60,15 @@ pub async fn run(
     check_exposure(&config, local)?;
     let store = Store::open(&config.database.url, config.database.max_connections).await?;
     register_config_nodes(&store, &config).await?;
+    let definitions = std::path::Path::new(&config.server.definitions);
+    let loaded = if config.server.definitions.is_empty() {
+        crate::definitions::Loaded::default()
+    } else {
+        crate::definitions::load(&store, definitions).await?
+    };
+    if !loaded.actors.is_empty() || !loaded.state_machines.is_empty() {
+        tracing::info!(actors = ?loaded.actors, state_machines = ?loaded.state_machines, "definitions loaded");
+    }
     let access = access::Access {
         tokens: config.auth.tokens.clone(),
         // Validated when the config was loaded.

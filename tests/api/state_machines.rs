@@ -59,3 +59,16 @@ async fn state_machine_script_errors_are_refused(db: Db) {
     server.patch("/api/v1/StateMachine/missing", json!({"body": "1"})).await.expect_error(404, "missing");
     server.finish().await;
 }
+
+#[tokio::test]
+async fn shipped_definitions_are_loaded_at_start() {
+    let definitions = concat!(env!("CARGO_MANIFEST_DIR"), "/config/definitions");
+    let server = TestServer::start_with(Db::Sqlite, |c| c.server.definitions = definitions.into()).await;
+    for name in ["hello", "judge-compile", "judge-compile-c", "judge-run"] {
+        server.get(&format!("/api/v1/Actor/{name}")).await.expect_ok();
+    }
+    let judge = server.get("/api/v1/StateMachine/judge").await;
+    assert!(judge.expect_ok()["body"].as_str().expect("body").contains("run_actors"));
+    assert_eq!(server.get("/api/v1/Actor/judge-compile-c").await.expect_ok()["image"], "wharf/full:latest");
+    server.finish().await;
+}

@@ -123,6 +123,8 @@ impl TestServer {
         config.database.url = db.url.clone();
         config.database.max_connections = 4;
         config.server.shutdown_grace_secs = 5;
+        // Tests start from an empty catalogue unless they ask for the shipped definitions.
+        config.server.definitions = String::new();
         tweak(&mut config);
         let token = config.auth.tokens.first().cloned();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
