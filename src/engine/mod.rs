@@ -4,7 +4,7 @@
 
 pub mod callbacks;
 mod executor;
-mod hmac;
+pub mod hmac;
 mod instances;
 pub mod limits;
 mod pool;
