@@ -97,6 +97,14 @@ async fn judge_gives_every_verdict_and_calls_back_once() {
     assert_eq!(nodes.len(), 2, "runs spread over both nodes: {nodes:?}");
     assert!(actors.iter().all(|a| a["status"] == "Succeeded" && a["usedContainer"].is_string()));
 
+    // The dataflow: the source into the compile, Main.out from it into every run.
+    let graph = reqwest::get(format!("{}/api/v1/StateMachineInstance/{id}/graph", api.base)).await.expect("graph");
+    assert!(graph.headers()["content-type"].to_str().unwrap_or_default().starts_with("text/vnd.graphviz"));
+    let graph = graph.text().await.expect("dot");
+    assert!(graph.starts_with("digraph"), "{graph}");
+    assert_eq!(graph.matches("[label=\"Main.out\"]").count(), 10, "Main.out feeds ten runs: {graph}");
+    assert_eq!(graph.matches("shape=box").count(), 11, "one compile and ten runs: {graph}");
+
     // One signed delivery.
     let got = receiver.expect(1).await;
     let payload: Value = serde_json::from_slice(&got[0].body).expect("json payload");

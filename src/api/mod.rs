@@ -7,6 +7,7 @@ mod blobs;
 mod envelope;
 mod error;
 mod extract;
+mod graph;
 mod health;
 mod instances;
 mod nodes;
@@ -72,6 +73,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(state_machines::router())
         .merge(blobs::router())
         .merge(instances::router())
+        .merge(graph::router())
         .merge(nodes::router())
         .merge(health::router())
         .split_for_parts()

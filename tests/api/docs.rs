@@ -30,6 +30,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("put", "/api/v1/StateMachineInstance"),
     ("patch", "/api/v1/StateMachineInstance/{id}"),
     ("delete", "/api/v1/StateMachineInstance/{id}"),
+    ("get", "/api/v1/StateMachineInstance/{id}/graph"),
     ("get", "/healthz"),
 ];
 
