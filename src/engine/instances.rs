@@ -37,6 +37,8 @@ struct Shared {
     /// Instance id → (run id, token) of the runs in this process.
     active: Mutex<HashMap<Uuid, (String, CancellationToken)>>,
     wake: Notify,
+    /// The runs in this process, waited for at shutdown.
+    tasks: tokio_util::task::TaskTracker,
     callbacks: Arc<Notify>,
     http: reqwest::Client,
 }
@@ -82,6 +84,7 @@ impl InstanceRunner {
                 script_slots: Semaphore::new(scripts.max_concurrent_runs as usize),
                 active: Mutex::new(HashMap::new()),
                 wake: Notify::new(),
+                tasks: tokio_util::task::TaskTracker::new(),
                 callbacks,
                 http,
             }),
@@ -120,8 +123,8 @@ impl InstanceRunner {
         Ok(())
     }
 
-    /// Takes queued instances and runs them until `cancel`; then puts this process's runs
-    /// back in the queue for the next start.
+    /// Takes queued instances and runs them until `cancel`; then this process's runs stop
+    /// and go back in the queue for the next start.
     pub async fn run(self, cancel: CancellationToken) {
         match self.shared.store.recover_instances(&self.shared.service).await {
             Ok(recovered) => {
@@ -150,13 +153,10 @@ impl InstanceRunner {
                 _ = cancel.cancelled() => break,
             }
         }
-        let runs: Vec<(Uuid, String, CancellationToken)> =
-            self.active().drain().map(|(id, (run, token))| (id, run, token)).collect();
-        for (id, run_id, token) in runs {
-            token.cancel();
-            if let Err(err) = self.shared.store.requeue_instance(id, &run_id).await {
-                tracing::warn!(instance_id = %id, error = %err, "cannot put an instance back in the queue");
-            }
+        // Every run sees the cancel, stops its actors and goes back to the queue.
+        self.shared.tasks.close();
+        if tokio::time::timeout(Duration::from_secs(30), self.shared.tasks.wait()).await.is_err() {
+            tracing::warn!("instance runs did not stop within 30 s");
         }
     }
 
@@ -173,10 +173,18 @@ impl InstanceRunner {
         let token = stopping.child_token();
         self.active().insert(id, (run_id.clone(), token.clone()));
         let runner = self.clone();
-        tokio::spawn(async move {
+        let stopping = stopping.clone();
+        self.shared.tasks.spawn(async move {
             tracing::info!(instance_id = %id, "instance running");
             match runner.drive(id, &run_id, &token).await {
-                Ok(()) | Err(Interrupted::Stopped) => {}
+                Ok(()) => {}
+                // The service is stopping: back to the queue, for the next start.
+                Err(Interrupted::Stopped) if stopping.is_cancelled() => {
+                    if let Err(err) = runner.shared.store.requeue_instance(id, &run_id).await {
+                        tracing::warn!(instance_id = %id, error = %err, "cannot put an instance back in the queue");
+                    }
+                }
+                Err(Interrupted::Stopped) => {}
                 Err(Interrupted::Store(err)) => {
                     tracing::error!(instance_id = %id, error = %err, "instance run broke off");
                     let message = format!("internal error: {err}");

@@ -5,7 +5,12 @@ use serde_json::{Value, json};
 use crate::on_both_databases;
 use crate::support::{Db, TestServer};
 
-on_both_databases!(instance_lifecycle, instance_bad_input_changes_nothing);
+on_both_databases!(
+    instance_lifecycle,
+    instance_bad_input_changes_nothing,
+    scripts_that_misbehave_fail_with_a_reason,
+    a_script_that_changes_its_calls_is_caught_on_replay
+);
 
 /// Polls an instance until `ready` holds (at most 20 s) and returns it.
 pub async fn wait_instance(server: &TestServer, id: &str, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
@@ -140,5 +145,53 @@ async fn instance_bad_input_changes_nothing(db: Db) {
     assert!(unchanged.expect_ok()["stage"].is_null());
     server.delete(&path).await.expect_ok();
     assert_eq!(unchanged.expect_ok()["parameters"], json!({}));
+    server.finish().await;
+}
+
+
+async fn scripts_that_misbehave_fail_with_a_reason(db: Db) {
+    let server = TestServer::start_with(db, |c| c.scripts.max_operations = 10_000).await;
+    let cases = [
+        ("runaway", "let n = 0;\nloop { n += 1; }", "script exceeded 10,000 operations at line 2"),
+        ("deep", "fn down(n) { down(n + 1) }\ndown(0)", "call depth of 64"),
+        ("gives-up", "set_stage(\"Check\");\nfail(\"no tests given\")", "no tests given"),
+        ("throws", "throw \"bad input\"", "bad input"),
+        ("no-actor", "run_actor(\"ghost\", [])", "actor `ghost` not found"),
+    ];
+    for (name, body, _) in cases {
+        server.put("/api/v1/StateMachine", json!({"name": name, "body": body})).await.expect_ok();
+    }
+    for (name, _, reason) in cases {
+        let id = server.put("/api/v1/StateMachineInstance", json!({"name": name})).await.expect_ok()["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        let ended = wait_instance(&server, &id, "failed", |i| i["status"] == "Failed").await;
+        let exception = ended["exception"].as_str().unwrap_or_default();
+        assert!(exception.contains(reason), "{name}: `{exception}` should say `{reason}`");
+    }
+    server.finish().await;
+}
+
+
+/// A script whose calls depend on something outside its record (here a parameter changed
+/// between two runs of the service) no longer matches its history: it fails, clearly.
+async fn a_script_that_changes_its_calls_is_caught_on_replay(db: Db) {
+    let server = TestServer::start(db).await;
+    let body = "if instance.parameters.Mode == \"a\" { set_stage(\"A\"); } else { set_stage(\"B\"); }\nsleep(3000);\n1";
+    server.put("/api/v1/StateMachine", json!({"name": "fickle", "body": body})).await.expect_ok();
+    let id = server.put("/api/v1/StateMachineInstance", json!({"name": "fickle", "parameters": {"Mode": "a"}})).await.expect_ok()["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    wait_instance(&server, &id, "reached stage A", |i| i["stage"] == "A").await;
+    let path = format!("/api/v1/StateMachineInstance/{id}");
+    server.patch(&path, json!({"parameters": {"Mode": "b"}})).await.expect_ok();
+    let db = server.stop().await;
+    let server = TestServer::start_on(db, |_| {}).await;
+    let ended = wait_instance(&server, &id, "failed", |i| i["status"] == "Failed").await;
+    let exception = ended["exception"].as_str().unwrap_or_default();
+    assert!(exception.contains("non-deterministic script: call #1 is set_stage"), "{exception}");
+    assert_eq!(ended["reRunTimes"], 0, "a clean stop is not a crash");
     server.finish().await;
 }
