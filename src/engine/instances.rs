@@ -138,14 +138,20 @@ impl InstanceRunner {
             }
             Err(err) => tracing::error!(error = %err, "cannot recover interrupted instances"),
         }
+        const BATCH: i64 = 200;
         loop {
-            match self.shared.store.queued_instances(100).await {
+            let mut full = false;
+            match self.shared.store.queued_instances(BATCH).await {
                 Ok(ids) => {
+                    full = ids.len() as i64 == BATCH;
                     for id in ids {
                         self.start(id, &cancel).await;
                     }
                 }
                 Err(err) => tracing::warn!(error = %err, "cannot list queued instances"),
+            }
+            if full && !cancel.is_cancelled() {
+                continue;
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
