@@ -16,6 +16,7 @@ pub mod config;
 pub mod definitions;
 pub mod docker;
 pub mod engine;
+pub mod errors;
 pub mod logging;
 pub mod model;
 pub mod script;

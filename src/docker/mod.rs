@@ -24,9 +24,9 @@ pub const LABEL_ACTOR: &str = "wharf.actor";
 /// What failed, on which node, doing what.
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
-    #[error("node {node}: cannot connect to {address}: {}", chain(.source))]
+    #[error("node {node}: cannot connect to {address}: {}", crate::errors::with_causes(.source))]
     Connect { node: String, address: String, source: bollard::errors::Error },
-    #[error("node {node}: {doing} failed: {}", chain(.source))]
+    #[error("node {node}: {doing} failed: {}", crate::errors::with_causes(.source))]
     Engine { node: String, doing: &'static str, source: bollard::errors::Error },
     #[error("node {node}: {doing} took longer than {secs} s")]
     Timeout { node: String, doing: &'static str, secs: u64 },
@@ -55,22 +55,6 @@ impl DockerError {
             | DockerError::ImageUnavailable { node, .. } => node,
         }
     }
-}
-
-/// An error with its causes, which for TLS and transport failures hold the real reason
-/// ("received fatal alert: BadCertificate") under a vague top ("client error (Canceled)").
-fn chain(err: &bollard::errors::Error) -> String {
-    let mut text = err.to_string();
-    let mut cause = std::error::Error::source(err);
-    while let Some(inner) = cause {
-        let part = inner.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        cause = inner.source();
-    }
-    text
 }
 
 /// Transport failures and 5xx answers are the engine's; 4xx answers are about the request.

@@ -82,7 +82,7 @@ async fn build_client(config: &CallbackConfig, cancel: &CancellationToken) -> Op
             .build();
         match built {
             Ok(client) => return Some(client),
-            Err(err) => tracing::error!(error = %error_chain(&err), "cannot build the HTTP client for callbacks"),
+            Err(err) => tracing::error!(error = %crate::errors::with_causes(&err), "cannot build the HTTP client for callbacks"),
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(10)) => {}
@@ -192,7 +192,7 @@ async fn send(client: &reqwest::Client, config: &CallbackConfig, callback: &Call
         let message = if err.is_timeout() {
             format!("no answer within {} s", config.timeout_secs)
         } else {
-            error_chain(&err)
+            crate::errors::with_causes(&err)
         };
         Failure { message, permanent: false }
     })?;
@@ -202,22 +202,6 @@ async fn send(client: &reqwest::Client, config: &CallbackConfig, callback: &Call
     } else {
         Err(Failure { message: format!("receiver answered {status}"), permanent: false })
     }
-}
-
-/// An error with its causes: reqwest's top message ("error sending request") hides the
-/// reason ("Connection refused") in its sources.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut cause = err.source();
-    while let Some(inner) = cause {
-        let part = inner.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        cause = inner.source();
-    }
-    text
 }
 
 #[cfg(test)]
