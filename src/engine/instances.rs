@@ -194,9 +194,7 @@ impl InstanceRunner {
                 Err(Interrupted::Store(err)) => {
                     tracing::error!(instance_id = %id, error = %err, "instance run broke off");
                     let message = format!("internal error: {err}");
-                    if let Ok(true) = runner.shared.store.finish_instance(id, &run_id, Status::Failed, None, Some(&message)).await {
-                        runner.enqueue_callback(id).await;
-                    }
+                    let _ = runner.finish(id, &run_id, Status::Failed, None, Some(&message)).await;
                 }
             }
             let mut active = runner.active();
@@ -266,14 +264,24 @@ impl InstanceRunner {
         result: Option<&Value>,
         exception: Option<&str>,
     ) -> Result<(), Interrupted> {
-        if !self.shared.store.finish_instance(id, run_id, status, result, exception).await? {
+        // The delivery is stored with the end, so that an end is never without its callback.
+        let mut ended = self.shared.store.get_instance(id).await?;
+        ended.status = status;
+        ended.result = result.cloned();
+        ended.exception = exception.map(str::to_owned);
+        ended.end_time = Some(chrono::Utc::now());
+        let payload = summary(&ended);
+        let callback = ended.parameters.get("Host").map(|url| (url.as_str(), &payload));
+        if !self.shared.store.finish_instance(id, run_id, status, result, exception, callback).await? {
             return Err(Interrupted::Stopped);
+        }
+        if callback.is_some() {
+            self.shared.callbacks.notify_one();
         }
         match exception {
             Some(why) => tracing::info!(instance_id = %id, status = status.as_str(), exception = why, "instance ended"),
             None => tracing::info!(instance_id = %id, status = status.as_str(), "instance ended"),
         }
-        self.enqueue_callback(id).await;
         Ok(())
     }
 

@@ -86,6 +86,31 @@ fn callback(row: &AnyRow) -> Result<Callback, StoreError> {
     })
 }
 
+/// Inserts a pending delivery on `conn`, which may be inside a transaction.
+pub(super) async fn insert_callback(
+    conn: &mut sqlx::AnyConnection,
+    instance_id: Uuid,
+    url: &str,
+    payload: &serde_json::Value,
+) -> Result<Uuid, StoreError> {
+    let id = Uuid::new_v4();
+    let now = now_millis();
+    sqlx::query(
+        "INSERT INTO callbacks (id, instance_id, url, payload, status, attempts, next_attempt_at, last_error, \
+         created_at, delivered_at) VALUES ($1, $2, $3, $4, $5, 0, $6, NULL, $6, NULL)",
+    )
+    .bind(id.to_string())
+    .bind(instance_id.to_string())
+    .bind(url)
+    .bind(payload.to_string())
+    .bind(PENDING)
+    .bind(now)
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::db("storing a callback"))?;
+    Ok(id)
+}
+
 impl Store {
     /// Stores a delivery of `payload` to `url`, due at once. Wake the delivery worker after.
     pub async fn enqueue_callback(
@@ -94,22 +119,8 @@ impl Store {
         url: &str,
         payload: &serde_json::Value,
     ) -> Result<Uuid, StoreError> {
-        let id = Uuid::new_v4();
-        let now = now_millis();
-        sqlx::query(
-            "INSERT INTO callbacks (id, instance_id, url, payload, status, attempts, next_attempt_at, last_error, \
-             created_at, delivered_at) VALUES ($1, $2, $3, $4, $5, 0, $6, NULL, $6, NULL)",
-        )
-        .bind(id.to_string())
-        .bind(instance_id.to_string())
-        .bind(url)
-        .bind(payload.to_string())
-        .bind(PENDING)
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::db("storing a callback"))?;
-        Ok(id)
+        let mut conn = self.pool.acquire().await.map_err(StoreError::db("storing a callback"))?;
+        insert_callback(&mut conn, instance_id, url, payload).await
     }
 
     /// Pending deliveries due at `now_ms`, the longest waiting first.

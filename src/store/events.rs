@@ -141,7 +141,8 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Ends a run with its outcome; false when the run was superseded or cancelled.
+    /// Ends a run with its outcome, and stores the delivery of its end to `callback` (a URL
+    /// and a payload) in the same transaction; false when the run was superseded or cancelled.
     pub async fn finish_instance(
         &self,
         id: Uuid,
@@ -149,7 +150,9 @@ impl Store {
         status: Status,
         result: Option<&Value>,
         exception: Option<&str>,
+        callback: Option<(&str, &Value)>,
     ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::db("finishing an instance"))?;
         let done = sqlx::query(
             "UPDATE instances SET status = $1, result = $2, exception = $3, end_time = $4 \
              WHERE id = $5 AND run_id = $6 AND status = 'Running'",
@@ -160,10 +163,17 @@ impl Store {
         .bind(now_millis())
         .bind(id.to_string())
         .bind(run_id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(StoreError::db("finishing an instance"))?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        if let Some((url, payload)) = callback {
+            super::callbacks::insert_callback(&mut tx, id, url, payload).await?;
+        }
+        tx.commit().await.map_err(StoreError::db("finishing an instance"))?;
+        Ok(true)
     }
 
     /// Puts a run back in the queue without counting a re-run (a clean shutdown).
