@@ -1,4 +1,5 @@
-//! The `wharf` binary: parses the command line and hands over to the library.
+//! The `wharf` binary: parses the command line and hands over to the library — the service
+//! for `serve`, the HTTP client for everything else.
 
 use std::process::ExitCode;
 
@@ -11,6 +12,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
+        command => wharf::cli::run_client(&cli.global, command).await.map_err(anyhow::Error::from),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

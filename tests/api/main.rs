@@ -7,6 +7,7 @@ mod access;
 mod actors;
 mod binary;
 mod blobs;
+mod cli;
 mod callbacks;
 mod docs;
 mod instances;

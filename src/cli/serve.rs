@@ -1,24 +1,10 @@
-//! The `wharf` command line. `serve` runs the service; client commands that talk to a
-//! running service over HTTP sit beside it as further subcommands.
+//! `wharf serve`: the flags of the service and the configuration they make.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 
 use crate::config::Config;
-
-#[derive(Debug, Parser)]
-#[command(name = "wharf", version, about = "A Docker-orchestrating distributed executor")]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the service: HTTP API, scheduler and database.
-    Serve(ServeArgs),
-}
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {

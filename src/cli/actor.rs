@@ -1,0 +1,97 @@
+//! `wharf actor list|get|put|rm`.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use super::client::{CliError, Client, read_file, segment};
+use super::{name_of, print_json, table, upsert};
+
+#[derive(Debug, Subcommand)]
+pub enum ActorCommand {
+    /// List actors.
+    List,
+    /// Show one actor.
+    Get { name: String },
+    /// Store an actor from a file: TOML (body, outputs, image, limitation) or a script.
+    Put {
+        file: PathBuf,
+        /// The actor's name [default: the file name without extension].
+        #[arg(long)]
+        name: Option<String>,
+        /// A file the actor leaves in /workdir (for a script file; repeatable).
+        #[arg(long = "output")]
+        outputs: Vec<String>,
+        /// An image to run in instead of the node's (for a script file).
+        #[arg(long)]
+        image: Option<String>,
+    },
+    /// Delete an actor.
+    Rm { name: String },
+}
+
+pub async fn run(client: &Client, json: bool, command: ActorCommand) -> Result<(), CliError> {
+    match command {
+        ActorCommand::List => {
+            let actors = client.get("/api/v1/Actor/All").await?;
+            if json {
+                return Ok(print_json(&actors));
+            }
+            let rows = actors
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|a| {
+                    vec![table::cell(&a["name"]), table::cell(&a["image"]), outputs(a), table::time(&a["updatedAt"])]
+                })
+                .collect();
+            table::print(&["NAME", "IMAGE", "OUTPUTS", "UPDATED"], rows);
+        }
+        ActorCommand::Get { name } => {
+            let actor = client.get(&format!("/api/v1/Actor/{}", segment(&name))).await?;
+            if json {
+                return Ok(print_json(&actor));
+            }
+            println!("name:     {}", table::cell(&actor["name"]));
+            println!("image:    {}", table::cell(&actor["image"]));
+            println!("outputs:  {}", outputs(&actor));
+            println!("limits:   {}", table::cell(&actor["limitation"]));
+            println!("body:\n{}", actor["body"].as_str().unwrap_or_default());
+        }
+        ActorCommand::Put { file, name, outputs, image } => {
+            let name = name_of(name, &file)?;
+            let text = read_file(&file)?;
+            let mut body = if file.extension().is_some_and(|e| e == "toml") {
+                let parsed: toml::Value = toml::from_str(&text).map_err(|e| CliError::File {
+                    path: file.display().to_string(),
+                    message: e.to_string(),
+                })?;
+                serde_json::to_value(parsed).unwrap_or_default()
+            } else {
+                json!({"body": text, "outputs": outputs, "image": image})
+            };
+            body["name"] = Value::String(name.clone());
+            let done = upsert(client, "Actor", &name, body).await?;
+            if json {
+                print_json(&json!({"name": name, "result": done}));
+            } else {
+                println!("actor {name} {done}");
+            }
+        }
+        ActorCommand::Rm { name } => {
+            client.delete(&format!("/api/v1/Actor/{}", segment(&name))).await?;
+            if json {
+                print_json(&json!({"name": name, "deleted": 1}));
+            } else {
+                println!("actor {name} deleted");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn outputs(actor: &Value) -> String {
+    let names: Vec<&str> = actor["outputs"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    if names.is_empty() { "-".into() } else { names.join(",") }
+}

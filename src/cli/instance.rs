@@ -1,0 +1,124 @@
+//! `wharf instance list|get|cancel|rerun|graph`.
+
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use super::client::{CliError, Client, segment};
+use super::{print_json, table};
+
+#[derive(Debug, Subcommand)]
+pub enum InstanceCommand {
+    /// List instances, newest first.
+    List {
+        /// Only runs of this state machine.
+        #[arg(long)]
+        name: Option<String>,
+        /// Queued, Running, Succeeded, Failed or Cancelled.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        stage: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        page: u32,
+        #[arg(long, default_value_t = 20)]
+        page_size: u32,
+    },
+    /// Show an instance: status, actors, result.
+    Get { id: String },
+    /// Stop an instance; its containers are killed.
+    Cancel { id: String },
+    /// Run an instance again from a stage; what came before is kept.
+    Rerun {
+        id: String,
+        #[arg(long)]
+        stage: String,
+    },
+    /// Print an instance's dataflow as Graphviz DOT (`| dot -Tsvg > graph.svg`).
+    Graph { id: String },
+}
+
+pub async fn run(client: &Client, json: bool, command: InstanceCommand) -> Result<(), CliError> {
+    match command {
+        InstanceCommand::List { name, status, stage, page, page_size } => {
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            query.append_pair("page", &page.to_string()).append_pair("pageSize", &page_size.to_string());
+            for (key, value) in [("name", name), ("status", status), ("stage", stage)] {
+                if let Some(value) = value {
+                    query.append_pair(key, &value);
+                }
+            }
+            let instances = client.get(&format!("/api/v1/StateMachineInstance/All?{}", query.finish())).await?;
+            if json {
+                return Ok(print_json(&instances));
+            }
+            let rows = instances
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|i| {
+                    vec![
+                        table::cell(&i["id"]),
+                        table::cell(&i["name"]),
+                        table::cell(&i["status"]),
+                        table::cell(&i["stage"]),
+                        table::time(&i["createdAt"]),
+                    ]
+                })
+                .collect();
+            table::print(&["ID", "STATE MACHINE", "STATUS", "STAGE", "CREATED"], rows);
+        }
+        InstanceCommand::Get { id } => {
+            let instance = client.get(&format!("/api/v1/StateMachineInstance/{}", segment(&id))).await?;
+            if json {
+                return Ok(print_json(&instance));
+            }
+            describe(&instance);
+        }
+        InstanceCommand::Cancel { id } => {
+            let data = client.delete(&format!("/api/v1/StateMachineInstance/{}", segment(&id))).await?;
+            if json { print_json(&data) } else { println!("instance {id} cancelled") }
+        }
+        InstanceCommand::Rerun { id, stage } => {
+            let data = client.patch(&format!("/api/v1/StateMachineInstance/{}", segment(&id)), &json!({"stage": stage})).await?;
+            if json { print_json(&data) } else { println!("instance {id} runs again from stage {stage}") }
+        }
+        InstanceCommand::Graph { id } => {
+            print!("{}", client.get_text(&format!("/api/v1/StateMachineInstance/{}/graph", segment(&id))).await?);
+        }
+    }
+    Ok(())
+}
+
+/// An instance for people: its state, its actors, its result.
+pub fn describe(instance: &Value) {
+    println!("id:        {}", table::cell(&instance["id"]));
+    println!("machine:   {}", table::cell(&instance["name"]));
+    println!("status:    {}", table::cell(&instance["status"]));
+    println!("stage:     {}", table::cell(&instance["stage"]));
+    println!("started:   {}", table::time(&instance["startTime"]));
+    println!("ended:     {}", table::time(&instance["endTime"]));
+    if !instance["exception"].is_null() {
+        println!("exception: {}", table::cell(&instance["exception"]));
+    }
+    let actors = instance["startedActors"].as_array().cloned().unwrap_or_default();
+    if !actors.is_empty() {
+        println!();
+        let rows = actors
+            .iter()
+            .map(|a| {
+                let outputs: Vec<&str> = a["outputs"].as_array().into_iter().flatten().filter_map(|o| o["name"].as_str()).collect();
+                vec![
+                    table::cell(&a["name"]),
+                    table::cell(&a["tag"]),
+                    table::cell(&a["status"]),
+                    table::cell(&a["usedNode"]),
+                    outputs.join(","),
+                ]
+            })
+            .collect();
+        table::print(&["ACTOR", "TAG", "STATUS", "NODE", "OUTPUTS"], rows);
+    }
+    if !instance["result"].is_null() {
+        println!("\nresult:\n{}", serde_json::to_string_pretty(&instance["result"]).unwrap_or_default());
+    }
+}

@@ -1,0 +1,101 @@
+//! The `wharf` command line: `serve` runs the service; every other command is a client of a
+//! running service over its HTTP API, one file per resource (`actor`, `state_machine`,
+//! `blob`, `node`, `instance`) and one for `run`. Tables by default, `--json` for scripts.
+
+mod actor;
+mod blob;
+mod client;
+mod instance;
+mod node;
+mod run;
+mod serve;
+mod state_machine;
+mod table;
+
+pub use client::{CliError, Client};
+pub use serve::ServeArgs;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "wharf", version, about = "A Docker-orchestrating distributed executor")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How client commands reach the service and print.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The service's address.
+    #[arg(long, global = true, env = "WHARF_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// Bearer token, when the service requires one.
+    #[arg(long, global = true, env = "WHARF_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print the service's JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service: HTTP API, scheduler and database.
+    Serve(ServeArgs),
+    /// Programs that run in a container.
+    #[command(subcommand)]
+    Actor(actor::ActorCommand),
+    /// Scripts that decide which actors run.
+    #[command(subcommand, name = "statemachine", alias = "sm")]
+    StateMachine(state_machine::StateMachineCommand),
+    /// Files in and out of containers.
+    #[command(subcommand)]
+    Blob(blob::BlobCommand),
+    /// Docker engines that run actors.
+    #[command(subcommand)]
+    Node(node::NodeCommand),
+    /// Runs of state machines.
+    #[command(subcommand)]
+    Instance(instance::InstanceCommand),
+    /// Start a state machine on local files, and optionally wait for its end.
+    Run(run::RunArgs),
+}
+
+/// Runs a client command. `serve` is handled by the binary.
+pub async fn run_client(global: &Global, command: Command) -> Result<(), CliError> {
+    let client = Client::new(&global.server, global.token.clone())?;
+    match command {
+        Command::Serve(_) => Err(CliError::Usage("serve is not a client command".into())),
+        Command::Actor(command) => actor::run(&client, global.json, command).await,
+        Command::StateMachine(command) => state_machine::run(&client, global.json, command).await,
+        Command::Blob(command) => blob::run(&client, global.json, command).await,
+        Command::Node(command) => node::run(&client, global.json, command).await,
+        Command::Instance(command) => instance::run(&client, global.json, command).await,
+        Command::Run(args) => run::run(&client, global.json, args).await,
+    }
+}
+
+/// Prints `value` as pretty JSON.
+fn print_json(value: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+}
+
+/// A name from `--name`, else the file's stem.
+fn name_of(name: Option<String>, path: &std::path::Path) -> Result<String, CliError> {
+    name.or_else(|| path.file_stem().and_then(|s| s.to_str()).map(str::to_owned))
+        .ok_or_else(|| CliError::Usage(format!("give --name: {} has no usable file name", path.display())))
+}
+
+/// Creates a named resource, or changes it when the name is taken.
+async fn upsert(client: &Client, kind: &str, name: &str, body: serde_json::Value) -> Result<&'static str, CliError> {
+    match client.put(&format!("/api/v1/{kind}"), &body).await {
+        Ok(_) => Ok("created"),
+        Err(CliError::Api(message)) if message.contains("already exists") => {
+            client.patch(&format!("/api/v1/{kind}/{}", client::segment(name)), &body).await?;
+            Ok("updated")
+        }
+        Err(err) => Err(err),
+    }
+}

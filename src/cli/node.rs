@@ -1,0 +1,90 @@
+//! `wharf node list|add|drain|rm`.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use serde_json::json;
+
+use super::client::{CliError, Client, segment};
+use super::{print_json, table};
+
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// List nodes with their health and load.
+    List,
+    /// Register a Docker engine as a node.
+    Add {
+        name: String,
+        /// unix:///var/run/docker.sock, tcp://host:2375 or https://host:2376.
+        address: String,
+        #[arg(long)]
+        capacity: Option<u32>,
+        #[arg(long)]
+        image: Option<String>,
+        /// CA, client certificate and key files (on the service's host) for https://.
+        #[arg(long, requires_all = ["cert", "key"])]
+        ca: Option<PathBuf>,
+        #[arg(long)]
+        cert: Option<PathBuf>,
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+    /// Stop giving a node new work (`--undo` to give it work again).
+    Drain {
+        name: String,
+        #[arg(long)]
+        undo: bool,
+    },
+    /// Remove a node.
+    Rm { name: String },
+}
+
+pub async fn run(client: &Client, json: bool, command: NodeCommand) -> Result<(), CliError> {
+    let (what, data) = match command {
+        NodeCommand::List => {
+            let nodes = client.get("/api/v1/DockerNode/All").await?;
+            if json {
+                return Ok(print_json(&nodes));
+            }
+            let rows = nodes
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|n| {
+                    let health = if n["nodeInfo"]["drained"] == true {
+                        format!("{} (drained)", table::cell(&n["health"]))
+                    } else {
+                        table::cell(&n["health"])
+                    };
+                    vec![
+                        table::cell(&n["name"]),
+                        health,
+                        format!("{}/{}", table::cell(&n["runningJobs"]), table::cell(&n["nodeInfo"]["capacity"])),
+                        table::cell(&n["nodeInfo"]["address"]),
+                        table::cell(&n["lastError"]),
+                    ]
+                })
+                .collect();
+            table::print(&["NAME", "HEALTH", "RUNNING", "ADDRESS", "LAST ERROR"], rows);
+            return Ok(());
+        }
+        NodeCommand::Add { name, address, capacity, image, ca, cert, key } => {
+            let mut body = json!({"name": name, "address": address, "capacity": capacity, "image": image});
+            if let (Some(ca), Some(cert), Some(key)) = (ca, cert, key) {
+                body["tls"] = json!({"ca": ca, "cert": cert, "key": key});
+            }
+            let data = client.put("/api/v1/DockerNode", &body).await?;
+            (format!("node {name} added"), data)
+        }
+        NodeCommand::Drain { name, undo } => {
+            let data = client.patch(&format!("/api/v1/DockerNode/{}", segment(&name)), &json!({"drained": !undo})).await?;
+            (format!("node {name} {}", if undo { "takes work again" } else { "drained" }), data)
+        }
+        NodeCommand::Rm { name } => {
+            let data = client.delete(&format!("/api/v1/DockerNode/{}", segment(&name))).await?;
+            (format!("node {name} removed"), data)
+        }
+    };
+    if json { print_json(&data) } else { println!("{what}") }
+    Ok(())
+}

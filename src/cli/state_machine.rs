@@ -1,0 +1,76 @@
+//! `wharf statemachine list|get|put|rm`.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use serde_json::json;
+
+use super::client::{CliError, Client, read_file, segment};
+use super::{name_of, print_json, table, upsert};
+
+#[derive(Debug, Subcommand)]
+pub enum StateMachineCommand {
+    /// List state machines.
+    List,
+    /// Show one state machine with its script.
+    Get { name: String },
+    /// Store a state machine from a Rhai script file (refused, with line and column, if it
+    /// does not compile).
+    Put {
+        file: PathBuf,
+        /// Its name [default: the file name without extension].
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Delete a state machine.
+    Rm { name: String },
+}
+
+pub async fn run(client: &Client, json: bool, command: StateMachineCommand) -> Result<(), CliError> {
+    match command {
+        StateMachineCommand::List => {
+            let machines = client.get("/api/v1/StateMachine/All").await?;
+            if json {
+                return Ok(print_json(&machines));
+            }
+            let rows = machines
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| {
+                    let lines = m["body"].as_str().map_or(0, |b| b.lines().count());
+                    vec![table::cell(&m["name"]), lines.to_string(), table::time(&m["updatedAt"])]
+                })
+                .collect();
+            table::print(&["NAME", "LINES", "UPDATED"], rows);
+        }
+        StateMachineCommand::Get { name } => {
+            let machine = client.get(&format!("/api/v1/StateMachine/{}", segment(&name))).await?;
+            if json {
+                return Ok(print_json(&machine));
+            }
+            println!("name:   {}", table::cell(&machine["name"]));
+            println!("limits: {}", table::cell(&machine["limitation"]));
+            println!("script:\n{}", machine["body"].as_str().unwrap_or_default());
+        }
+        StateMachineCommand::Put { file, name } => {
+            let name = name_of(name, &file)?;
+            let body = json!({"name": name, "body": read_file(&file)?});
+            let done = upsert(client, "StateMachine", &name, body).await?;
+            if json {
+                print_json(&json!({"name": name, "result": done}));
+            } else {
+                println!("state machine {name} {done}");
+            }
+        }
+        StateMachineCommand::Rm { name } => {
+            client.delete(&format!("/api/v1/StateMachine/{}", segment(&name))).await?;
+            if json {
+                print_json(&json!({"name": name, "deleted": 1}));
+            } else {
+                println!("state machine {name} deleted");
+            }
+        }
+    }
+    Ok(())
+}
