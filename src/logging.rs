@@ -15,7 +15,7 @@ pub fn init(config: &LogConfig) {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = if config.format == "json" {
-        builder.json().with_current_span(true).try_init()
+        builder.json().with_current_span(true).with_span_list(true).try_init()
     } else {
         builder.try_init()
     };

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::executor::{ActorJob, Executor};
@@ -180,8 +181,9 @@ impl InstanceRunner {
         self.active().insert(id, (run_id.clone(), token.clone()));
         let runner = self.clone();
         let stopping = stopping.clone();
+        let span = tracing::info_span!("instance", instance_id = %id);
         self.shared.tasks.spawn(async move {
-            tracing::info!(instance_id = %id, "instance running");
+            tracing::info!("instance running");
             match runner.drive(id, &run_id, &token).await {
                 Ok(()) => {}
                 // The service is stopping: back to the queue, for the next start.
@@ -201,7 +203,7 @@ impl InstanceRunner {
             if active.get(&id).is_some_and(|(run, _)| run == &run_id) {
                 active.remove(&id);
             }
-        });
+        }.instrument(span));
     }
 
     /// Replays the script and performs what it waits on, until the instance ends.
