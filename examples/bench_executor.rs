@@ -168,7 +168,7 @@ async fn through_wharf(actors: usize, concurrency: usize) -> anyhow::Result<(Dur
     while pool.view().iter().any(|n| n.health != "healthy") {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let executor = Executor::new(store.clone(), pool, LimitsConfig::default(), 3 << 20);
+    let executor = Executor::new(store.clone(), pool, LimitsConfig::default(), 3 << 20, wharf::metrics::Metrics::new());
     let upload = BlobUpload { name: "in.txt".into(), remark: String::new(), time_stamp: 0 };
     let input = store.put_blob(&upload, ContentSource::Bytes(b"hello\n"), 3 << 20).await?;
     let now = chrono::Utc::now();

@@ -60,7 +60,7 @@ async fn main() -> anyhow::Result<()> {
     let executor_config = ExecutorConfig { service_name: "bench-waiting".into(), ..ExecutorConfig::default() };
     let pool = NodePool::load(store.clone(), executor_config.clone()).await?;
     tokio::spawn(run_probes(pool.clone(), background.clone()));
-    let executor = Executor::new(store.clone(), pool.clone(), LimitsConfig::default(), 3 << 20);
+    let executor = Executor::new(store.clone(), pool.clone(), LimitsConfig::default(), 3 << 20, wharf::metrics::Metrics::new());
     let runner = InstanceRunner::new(
         store.clone(),
         executor,

@@ -6,6 +6,7 @@
 //! - [`store`]: the database (SQLite embedded, PostgreSQL for scale) behind one handle.
 //! - [`definitions`]: example actors and state machines loaded from a folder at start.
 //! - [`script`]: the sandboxed Rhai engine state machines are written for.
+//! - [`metrics`]: counters, gauges and histograms in the Prometheus text format.
 //! - [`api`]: HTTP routes, the `{code, msg, data}` envelope, access control, OpenAPI.
 //! - [`server`]: `wharf serve`, which ties the above together and shuts down cleanly.
 //! - [`cli`]: the command line of the `wharf` binary.
@@ -18,6 +19,7 @@ pub mod docker;
 pub mod engine;
 pub mod errors;
 pub mod logging;
+pub mod metrics;
 pub mod model;
 pub mod script;
 pub mod server;

@@ -78,12 +78,14 @@ pub async fn run(
     let pool = NodePool::load(store.clone(), config.executor.clone()).await?;
     let background = CancellationToken::new();
     let probes = tokio::spawn(run_probes(pool.clone(), background.clone()));
-    let executor = Executor::new(store.clone(), pool.clone(), config.limits.clone(), config.blobs.chunk_size);
+    let metrics = crate::metrics::Metrics::new();
+    let executor = Executor::new(store.clone(), pool.clone(), config.limits.clone(), config.blobs.chunk_size, metrics.clone());
     let callbacks_wake = Arc::new(Notify::new());
     let deliveries = tokio::spawn(run_deliveries(
         store.clone(),
         config.callbacks.clone(),
         callbacks_wake.clone(),
+        metrics.clone(),
         background.clone(),
     ));
     let runner = InstanceRunner::new(
@@ -100,6 +102,7 @@ pub async fn run(
         pool,
         runner,
         config: Arc::new(config),
+        metrics,
         service_id: format!("wharf@{}", hostname()).into(),
     };
     let app = api::app(state, access);

@@ -1,6 +1,6 @@
 //! Who may call the API: an IP allow list (addresses and CIDR ranges) and bearer tokens.
-//! Health checks and the API documentation need no token; everything else does when
-//! tokens are configured.
+//! Health checks, metrics and the API documentation need no token; everything else does
+//! when tokens are configured. The allow list applies to every path.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -87,7 +87,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Paths anyone allowed by the IP list may read without a token.
 fn is_public(path: &str) -> bool {
-    path == "/healthz" || path.starts_with("/swagger") || path.starts_with("/api-docs")
+    path == "/healthz" || path == "/metrics" || path.starts_with("/swagger") || path.starts_with("/api-docs")
 }
 
 /// Middleware: refuses callers outside the allow list (403) or without a valid token (401).

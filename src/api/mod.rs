@@ -10,6 +10,7 @@ mod extract;
 mod graph;
 mod health;
 mod instances;
+mod metrics;
 mod nodes;
 mod state_machines;
 
@@ -27,6 +28,7 @@ pub use error::ApiError;
 
 use crate::config::Config;
 use crate::engine::{InstanceRunner, NodePool};
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// What every handler can reach: a cheap-to-clone handle.
@@ -36,6 +38,8 @@ pub struct AppState {
     pub pool: NodePool,
     pub runner: InstanceRunner,
     pub config: Arc<Config>,
+    /// The series recorded as things happen, shown by `/metrics`.
+    pub metrics: Metrics,
     /// Identifies this service process in `fromManagementService`.
     pub service_id: Arc<str>,
 }
@@ -76,6 +80,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(graph::router())
         .merge(nodes::router())
         .merge(health::router())
+        .merge(metrics::router())
         .split_for_parts()
 }
 
@@ -83,13 +88,14 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 pub fn app(state: AppState, access: access::Access) -> Router {
     let (routes, openapi) = routes();
     let max_json_body = usize::try_from(state.config.server.max_json_body).unwrap_or(usize::MAX);
+    let metrics = state.metrics.clone();
     routes
         .merge(SwaggerUi::new("/swagger").url("/api-docs/openapi.json", openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_json_body))
         .layer(axum::middleware::from_fn_with_state(Arc::new(access), access::check))
-        .layer(axum::middleware::from_fn(log_request))
+        .layer(axum::middleware::from_fn_with_state(metrics, log_request))
         .with_state(state)
 }
 
@@ -101,18 +107,34 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
     ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
 }
 
-/// Logs each request with its outcome and duration.
-async fn log_request(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+/// Logs each request with its outcome and duration, and counts it by route template.
+async fn log_request(
+    axum::extract::State(metrics): axum::extract::State<Metrics>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    // The template, not the path: ids in paths would make a series per resource. Layers of
+    // the router run after routing, so the match is known here; fallbacks have none.
+    let route = request.extensions().get::<axum::extract::MatchedPath>().map(|m| m.as_str().to_owned());
     let started = std::time::Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16();
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed().as_secs_f64();
+    metrics.http_request(method_label(&method), route.as_deref().unwrap_or("unmatched"), status, elapsed);
+    let elapsed_ms = elapsed * 1000.0;
     if status >= 500 {
         tracing::warn!(%method, %path, status, elapsed_ms, "request");
     } else {
         tracing::debug!(%method, %path, status, elapsed_ms, "request");
     }
     response
+}
+
+/// The method as a metrics label: the standard ones by name, any other as `other`, since
+/// callers choose the method and every label value is a series kept for good.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    const KNOWN: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"];
+    KNOWN.into_iter().find(|known| *known == method.as_str()).unwrap_or("other")
 }

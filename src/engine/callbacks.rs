@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::hmac::hmac_sha256_hex;
 use crate::config::CallbackConfig;
+use crate::metrics::{CallbackOutcome, Metrics};
 use crate::model::now_millis;
 use crate::store::{Callback, Store};
 
@@ -36,15 +37,22 @@ fn max_attempts(config: &CallbackConfig) -> i64 {
     i64::from(config.max_attempts.max(1))
 }
 
-/// Delivers due callbacks until `cancel`; `wake` says a new one was stored. At cancel,
-/// deliveries in flight get until their own timeout to finish and be recorded.
-pub async fn run_deliveries(store: Store, config: CallbackConfig, wake: Arc<Notify>, cancel: CancellationToken) {
+/// Delivers due callbacks until `cancel`; `wake` says a new one was stored; each try's
+/// outcome is counted in `metrics`. At cancel, deliveries in flight get until their own
+/// timeout to finish and be recorded.
+pub async fn run_deliveries(
+    store: Store,
+    config: CallbackConfig,
+    wake: Arc<Notify>,
+    metrics: Metrics,
+    cancel: CancellationToken,
+) {
     let Some(client) = build_client(&config, &cancel).await else { return };
     let config = Arc::new(config);
     let mut in_flight = JoinSet::new();
     let mut consecutive_errors: u32 = 0;
     loop {
-        let pause = match start_due(&store, &client, &config, &mut in_flight).await {
+        let pause = match start_due(&store, &client, &config, &metrics, &mut in_flight).await {
             Ok(pause) => {
                 consecutive_errors = 0;
                 pause
@@ -97,6 +105,7 @@ async fn start_due(
     store: &Store,
     client: &reqwest::Client,
     config: &Arc<CallbackConfig>,
+    metrics: &Metrics,
     in_flight: &mut JoinSet<()>,
 ) -> Result<Duration, crate::store::StoreError> {
     let room = CONCURRENCY.saturating_sub(in_flight.len());
@@ -110,10 +119,11 @@ async fn start_due(
                 // was lowered since: either way it has had its tries.
                 let error = format!("given up after {} tries; the last one's outcome was not recorded", due.attempts);
                 store.callback_failed(due.id, &error, None).await?;
+                metrics.callback_delivery(CallbackOutcome::GivenUp);
                 continue;
             }
             if let Some(claimed) = store.claim_callback(&due, now.saturating_add(lease_ms)).await? {
-                in_flight.spawn(deliver(store.clone(), client.clone(), config.clone(), claimed));
+                in_flight.spawn(deliver(store.clone(), client.clone(), config.clone(), metrics.clone(), claimed));
             }
         }
     }
@@ -131,16 +141,18 @@ async fn start_due(
 }
 
 /// One try of one claimed delivery, recorded in the store.
-async fn deliver(store: Store, client: reqwest::Client, config: Arc<CallbackConfig>, callback: Callback) {
+async fn deliver(store: Store, client: reqwest::Client, config: Arc<CallbackConfig>, metrics: Metrics, callback: Callback) {
     let attempt = callback.attempts;
     let outcome = send(&client, &config, &callback).await;
     let recorded = match &outcome {
         Ok(()) => {
+            metrics.callback_delivery(CallbackOutcome::Delivered);
             tracing::info!(instance_id = %callback.instance_id, url = %callback.url, attempt, "callback delivered");
             store.callback_delivered(callback.id, now_millis()).await
         }
         Err(failure) => {
             let gives_up = failure.permanent || attempt >= max_attempts(&config);
+            metrics.callback_delivery(if gives_up { CallbackOutcome::GivenUp } else { CallbackOutcome::FailedAttempt });
             let next = (!gives_up).then(|| {
                 let wait = backoff_ms(&config, u32::try_from(attempt).unwrap_or(u32::MAX));
                 now_millis().saturating_add(i64::try_from(wait).unwrap_or(i64::MAX))

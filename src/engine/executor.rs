@@ -19,6 +19,7 @@ use crate::docker::{
 use crate::model::actor::Actor;
 use crate::model::blob::BlobRef;
 use crate::model::limitation::Limitation;
+use crate::metrics::Metrics;
 use crate::model::now_millis;
 use crate::store::{BlobUpload, ContentSource, Store};
 
@@ -83,6 +84,7 @@ pub struct Executor {
     limits: Arc<LimitsConfig>,
     chunk_size: u64,
     images: Arc<ImageLocks>,
+    metrics: Metrics,
 }
 
 /// Why one attempt did not produce an outcome.
@@ -94,8 +96,8 @@ enum AttemptError {
 }
 
 impl Executor {
-    pub fn new(store: Store, pool: NodePool, limits: LimitsConfig, chunk_size: u64) -> Executor {
-        Executor { store, pool, limits: Arc::new(limits), chunk_size, images: Arc::default() }
+    pub fn new(store: Store, pool: NodePool, limits: LimitsConfig, chunk_size: u64, metrics: Metrics) -> Executor {
+        Executor { store, pool, limits: Arc::new(limits), chunk_size, images: Arc::default(), metrics }
     }
 
     pub fn pool(&self) -> &NodePool {
@@ -127,6 +129,8 @@ impl Executor {
             report.exception = Some(message);
         }
         report.end_time = now_millis();
+        let seconds = (report.end_time - report.start_time).max(0) as f64 / 1000.0;
+        self.metrics.actor_ended(report.status.as_str(), seconds);
         tracing::info!(
             actor = %job.actor.name,
             instance_id = ?job.instance_id,

@@ -23,7 +23,7 @@ pub enum Health {
 }
 
 impl Health {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Health::Unknown => "unknown",
             Health::Healthy => "healthy",

@@ -20,6 +20,8 @@ pub enum Status {
 }
 
 impl Status {
+    pub const ALL: [Status; 5] = [Status::Queued, Status::Running, Status::Succeeded, Status::Failed, Status::Cancelled];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Queued => "Queued",
@@ -32,7 +34,7 @@ impl Status {
 
     /// Accepts the names case-insensitively, as query strings are typed by people.
     pub fn parse(s: &str) -> Option<Status> {
-        [Status::Queued, Status::Running, Status::Succeeded, Status::Failed, Status::Cancelled]
+        Status::ALL
             .into_iter()
             .find(|status| status.as_str().eq_ignore_ascii_case(s))
     }

@@ -144,6 +144,26 @@ impl Store {
         Ok((rows.iter().map(instance).collect::<Result<_, _>>()?, total))
     }
 
+    /// How many instances have each status; every status is listed, in the order of `Status::ALL`.
+    pub async fn count_instances_by_status(&self) -> Result<Vec<(Status, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM instances GROUP BY status")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db("counting instances by status"))?;
+        let mut counts: Vec<(Status, i64)> = Status::ALL.iter().map(|status| (*status, 0)).collect();
+        for row in rows {
+            let get = |e: sqlx::Error| StoreError::Database { doing: "counting instances by status", source: e };
+            let status: String = row.try_get("status").map_err(get)?;
+            let n: i64 = row.try_get("n").map_err(get)?;
+            let status = Status::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt { what: "instance status", detail: status.clone() })?;
+            if let Some(entry) = counts.iter_mut().find(|(s, _)| *s == status) {
+                entry.1 += n;
+            }
+        }
+        Ok(counts)
+    }
+
     /// Sets the stage to continue from and changes parameters (`None` values remove a key).
     pub async fn patch_instance(
         &self,

@@ -126,6 +126,7 @@ impl Worker {
             store.clone(),
             config,
             wake.clone(),
+            wharf::metrics::Metrics::new(),
             cancel.clone(),
         ));
         Worker { store, wake, cancel, task }

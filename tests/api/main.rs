@@ -11,5 +11,6 @@ mod cli;
 mod callbacks;
 mod docs;
 mod instances;
+mod metrics;
 mod nodes;
 mod state_machines;
