@@ -37,12 +37,17 @@ fn binary() -> std::path::PathBuf {
 }
 
 fn spawn(config_file: &std::path::Path) -> Child {
+    spawn_logging(config_file, Stdio::null())
+}
+
+fn spawn_logging(config_file: &std::path::Path, log: Stdio) -> Child {
     Command::new(binary())
         .args(["serve", "--config"])
         .arg(config_file)
         .env_remove("WHARF_CONFIG")
+        .env_remove("RUST_LOG")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("start wharf")
 }
@@ -149,4 +154,44 @@ async fn delete_mid_run_kills_the_container_and_calls_back_once() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(api.instance(&id).await["status"], "Cancelled", "a cancelled instance stays cancelled");
     service.stop().await;
+}
+
+#[tokio::test]
+async fn json_logs_carry_instance_actor_node_and_container() {
+    let Some(primary) = Engine::primary_or_skip().await else { return };
+    let dir = tempfile::tempdir().expect("dir");
+    let mut settings = config(dir.path(), &format!("logs-{}", std::process::id()), &[("one", &primary.address)]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    settings.server.bind = format!("127.0.0.1:{port}");
+    settings.server.definitions = String::new();
+    settings.log.format = "json".into();
+    let config_file = dir.path().join("wharf.toml");
+    std::fs::write(&config_file, toml::to_string(&settings).expect("toml")).expect("write config");
+    let log_path = dir.path().join("wharf.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let api = Api::new(format!("http://127.0.0.1:{port}"));
+    let mut service = spawn_logging(&config_file, Stdio::from(log));
+    wait_listening(&api).await;
+    api.ok(Method::PUT, "/api/v1/Actor", Some(json!({"name": "say", "body": "echo hi"}))).await;
+    api.ok(Method::PUT, "/api/v1/StateMachine", Some(json!({"name": "once", "body": "run_actor(\"say\", []); 1"}))).await;
+    let id = api.start("once", vec![], json!({})).await;
+    let done = api.wait_ended(&id, 60).await;
+    assert_eq!(done["status"], "Succeeded", "{done}");
+    let container = done["startedActors"][0]["usedContainer"].as_str().expect("container").to_owned();
+    let _ = Command::new("kill").args(["-TERM", &service.id().to_string()]).status();
+    let _ = service.wait();
+
+    let text = std::fs::read_to_string(&log_path).expect("read log");
+    let lines: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(!lines.is_empty() && lines.len() == text.lines().count(), "every log line is JSON: {text}");
+    let created = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "container created")
+        .unwrap_or_else(|| panic!("no `container created` line: {text}"));
+    let spans = created["spans"].as_array().expect("span list");
+    let field = |name: &str| spans.iter().find_map(|s| s.get(name).and_then(|v| v.as_str()).map(str::to_owned));
+    assert_eq!(field("instance_id").as_deref(), Some(id.as_str()), "{created}");
+    assert_eq!(field("actor").as_deref(), Some("say"), "{created}");
+    assert_eq!(field("node").as_deref(), Some("one"), "{created}");
+    assert_eq!(field("container").as_deref(), Some(container.as_str()), "{created}");
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::limits;
@@ -121,10 +122,12 @@ impl Executor {
             attempts: 0,
             timings: None,
         };
-        let span = tracing::info_span!("actor", actor = %job.actor.name, instance_id = ?job.instance_id);
-        let _enter = span.enter();
-        drop(_enter);
-        let result = self.run_attempts(job, cancel, &mut report).await;
+        let span = match job.instance_id {
+            Some(id) => tracing::info_span!("actor", actor = %job.actor.name, instance_id = %id),
+            None => tracing::info_span!("actor", actor = %job.actor.name),
+        };
+        let result = self.run_attempts(job, cancel, &mut report).instrument(span.clone()).await;
+        let _in_span = span.enter();
         if let Err(message) = result {
             report.exception = Some(message);
         }
@@ -132,8 +135,6 @@ impl Executor {
         let seconds = (report.end_time - report.start_time).max(0) as f64 / 1000.0;
         self.metrics.actor_ended(report.status.as_str(), seconds);
         tracing::info!(
-            actor = %job.actor.name,
-            instance_id = ?job.instance_id,
             status = report.status.as_str(),
             node = ?report.node,
             elapsed_ms = report.end_time - report.start_time,
@@ -201,13 +202,19 @@ impl Executor {
         let classify = |err: DockerError, container: Option<String>| {
             if err.is_node_fault() { AttemptError::Node(err, container) } else { AttemptError::Final(err.to_string()) }
         };
-        self.ensure_image(lease, &spec.image).await.map_err(|e| classify(e, None))?;
-        let clock = std::time::Instant::now();
-        let id = lease.client.create_container(spec).await.map_err(|e| classify(e, None))?;
-        report.container = Some(id.clone());
-        let timings = Timings { create: clock.elapsed(), ..Timings::default() };
-        tracing::debug!(node = %lease.node, container = %id, actor = %spec.name, "container created");
-        lease.client.run_container(&id, spec, cancel, timings).await.map_err(|e| classify(e, Some(id)))
+        let span = tracing::info_span!("container", node = %lease.node, container = tracing::field::Empty);
+        async {
+            self.ensure_image(lease, &spec.image).await.map_err(|e| classify(e, None))?;
+            let clock = std::time::Instant::now();
+            let id = lease.client.create_container(spec).await.map_err(|e| classify(e, None))?;
+            tracing::Span::current().record("container", id.as_str());
+            report.container = Some(id.clone());
+            let timings = Timings { create: clock.elapsed(), ..Timings::default() };
+            tracing::info!(name = %spec.name, image = %spec.image, "container created");
+            lease.client.run_container(&id, spec, cancel, timings).await.map_err(|e| classify(e, Some(id)))
+        }
+        .instrument(span)
+        .await
     }
 
     /// Makes sure the leased node has `image`, copying it from another node if needed.
