@@ -166,3 +166,39 @@ async fn judge_compiles_c_where_the_full_image_exists() {
     assert_eq!(verdicts[5].1, "Runtime Error", "`tle 0` does not parse as numbers: exit 3");
     service.stop().await;
 }
+
+/// The README's walk-through: `wharf run judge ... --wait -o out` with the real binary.
+#[tokio::test]
+async fn judge_from_the_command_line() {
+    let Some(primary) = Engine::primary_or_skip().await else { return };
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").into());
+    let binary = std::path::Path::new(&target).join("debug/wharf");
+    assert!(binary.exists(), "{} is missing: build it first (cargo build)", binary.display());
+    let dir = tempfile::tempdir().expect("dir");
+    let service = Service::start(config(dir.path(), &format!("judge-cli-{}", std::process::id()), &[("one", &primary.address)])).await;
+    let files = dir.path();
+    for (name, content) in [
+        ("Main.sh", "read a b\necho $((a + b))\n"),
+        ("in1", "1 2\n"),
+        ("ans1", "3\n"),
+        ("in2", "5 5\n"),
+        ("ans2", "11\n"),
+        ("limits.json", "{\"time\": 1000, \"memory\": 67108864}"),
+    ] {
+        std::fs::write(files.join(name), content).expect("write");
+    }
+    let output = tokio::process::Command::new(&binary)
+        .args(["--json", "run", "judge", "-i", "Main.sh", "-i", "limits.json", "-i", "input_1.txt=in1", "-i", "answer_1.txt=ans1"])
+        .args(["-i", "input_2.txt=in2", "-i", "answer_2.txt=ans2", "--wait", "-o", "out"])
+        .current_dir(files)
+        .env("WHARF_SERVER", &service.api.base)
+        .output()
+        .await
+        .expect("run wharf");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let instance: Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
+    assert_eq!(instance["result"]["verdict"], "Wrong Answer");
+    assert_eq!(std::fs::read_to_string(files.join("out/judge-run-input_1.txt/stdout.txt")).expect("output saved"), "3\n");
+    assert!(files.join("out/judge-compile/Main.out").exists());
+    service.stop().await;
+}
