@@ -6,7 +6,7 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 
 use super::client::{CliError, Client, read_file, segment};
-use super::{name_of, print_json, table, upsert};
+use super::{name_of, print_json, put_named, remove_named, table};
 
 #[derive(Debug, Subcommand)]
 pub enum ActorCommand {
@@ -72,21 +72,9 @@ pub async fn run(client: &Client, json: bool, command: ActorCommand) -> Result<(
                 json!({"body": text, "outputs": outputs, "image": image})
             };
             body["name"] = Value::String(name.clone());
-            let done = upsert(client, "Actor", &name, body).await?;
-            if json {
-                print_json(&json!({"name": name, "result": done}));
-            } else {
-                println!("actor {name} {done}");
-            }
+            put_named(client, json, "Actor", "actor", &name, body).await?;
         }
-        ActorCommand::Rm { name } => {
-            client.delete(&format!("/api/v1/Actor/{}", segment(&name))).await?;
-            if json {
-                print_json(&json!({"name": name, "deleted": 1}));
-            } else {
-                println!("actor {name} deleted");
-            }
-        }
+        ActorCommand::Rm { name } => remove_named(client, json, "Actor", "actor", &name).await?,
     }
     Ok(())
 }

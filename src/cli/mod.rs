@@ -88,14 +88,32 @@ fn name_of(name: Option<String>, path: &std::path::Path) -> Result<String, CliEr
         .ok_or_else(|| CliError::Usage(format!("give --name: {} has no usable file name", path.display())))
 }
 
-/// Creates a named resource, or changes it when the name is taken.
-async fn upsert(client: &Client, kind: &str, name: &str, body: serde_json::Value) -> Result<&'static str, CliError> {
-    match client.put(&format!("/api/v1/{kind}"), &body).await {
-        Ok(_) => Ok("created"),
+/// Creates a named resource (`kind` as in its route, `word` as people say it), or changes
+/// it when the name is taken, and says which.
+async fn put_named(client: &Client, json: bool, kind: &str, word: &str, name: &str, body: serde_json::Value) -> Result<(), CliError> {
+    let done = match client.put(&format!("/api/v1/{kind}"), &body).await {
+        Ok(_) => "created",
         Err(CliError::Api(message)) if message.contains("already exists") => {
             client.patch(&format!("/api/v1/{kind}/{}", client::segment(name)), &body).await?;
-            Ok("updated")
+            "updated"
         }
-        Err(err) => Err(err),
+        Err(err) => return Err(err),
+    };
+    if json {
+        print_json(&serde_json::json!({"name": name, "result": done}));
+    } else {
+        println!("{word} {name} {done}");
     }
+    Ok(())
+}
+
+/// Deletes a named resource and says so.
+async fn remove_named(client: &Client, json: bool, kind: &str, word: &str, name: &str) -> Result<(), CliError> {
+    client.delete(&format!("/api/v1/{kind}/{}", client::segment(name))).await?;
+    if json {
+        print_json(&serde_json::json!({"name": name, "deleted": 1}));
+    } else {
+        println!("{word} {name} deleted");
+    }
+    Ok(())
 }

@@ -6,7 +6,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::client::{CliError, Client, read_file, segment};
-use super::{name_of, print_json, table, upsert};
+use super::{name_of, print_json, put_named, remove_named, table};
 
 #[derive(Debug, Subcommand)]
 pub enum StateMachineCommand {
@@ -56,21 +56,9 @@ pub async fn run(client: &Client, json: bool, command: StateMachineCommand) -> R
         StateMachineCommand::Put { file, name } => {
             let name = name_of(name, &file)?;
             let body = json!({"name": name, "body": read_file(&file)?});
-            let done = upsert(client, "StateMachine", &name, body).await?;
-            if json {
-                print_json(&json!({"name": name, "result": done}));
-            } else {
-                println!("state machine {name} {done}");
-            }
+            put_named(client, json, "StateMachine", "state machine", &name, body).await?;
         }
-        StateMachineCommand::Rm { name } => {
-            client.delete(&format!("/api/v1/StateMachine/{}", segment(&name))).await?;
-            if json {
-                print_json(&json!({"name": name, "deleted": 1}));
-            } else {
-                println!("state machine {name} deleted");
-            }
-        }
+        StateMachineCommand::Rm { name } => remove_named(client, json, "StateMachine", "state machine", &name).await?,
     }
     Ok(())
 }
