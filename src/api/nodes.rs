@@ -6,9 +6,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::envelope::{Changed, Envelope, ErrorBody, Reply};
+use super::envelope::{Changed, Envelope, ErrorBody, Listed, Reply};
 use super::error::ApiError;
-use super::extract::JsonBody;
+use super::extract::{JsonBody, Paging, QueryParams};
 use super::AppState;
 use crate::config::{DEFAULT_CAPACITY, DEFAULT_IMAGE};
 use crate::model::node::{DockerNode, NodeRecord, NodeTls, validate_address, validate_node_name};
@@ -93,11 +93,15 @@ fn check_tls(address: &str, tls: Option<&NodeTls>) -> Result<(), ApiError> {
     }
 }
 
-/// Lists the nodes with their settings, load and health.
-#[utoipa::path(get, path = "/api/v1/DockerNode/All", tag = "DockerNode",
+/// Lists the nodes with their settings, load and health, by name.
+#[utoipa::path(get, path = "/api/v1/DockerNode/All", tag = "DockerNode", params(Paging),
     responses((status = 200, body = Envelope<Vec<DockerNode>>)))]
-async fn list_nodes(State(state): State<AppState>) -> Result<Reply<Vec<DockerNode>>, ApiError> {
-    Ok(Reply(state.pool.view()))
+async fn list_nodes(State(state): State<AppState>, QueryParams(paging): QueryParams<Paging>) -> Result<Listed<DockerNode>, ApiError> {
+    let page = paging.page()?;
+    let nodes = state.pool.view();
+    let total = nodes.len() as i64;
+    let items = nodes.into_iter().skip(page.offset as usize).take(page.limit.min(i64::from(u32::MAX)) as usize).collect();
+    Ok(Listed { items, total })
 }
 
 /// Makes the pool see a change of the registered nodes now, and probe them soon.

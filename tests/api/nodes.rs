@@ -43,6 +43,11 @@ async fn nodes_are_registered_and_persisted(db: Db) {
     let local = nodes.iter().find(|n| n["name"] == "local").expect("local");
     assert_eq!(local["nodeInfo"]["capacity"], 8, "the config file wins for configured nodes");
 
+    let page = server.get("/api/v1/DockerNode/All?page=2&pageSize=1").await;
+    assert_eq!(page.expect_ok().as_array().expect("list").len(), 1);
+    assert_eq!(page.headers["x-total-count"], "2");
+    server.get("/api/v1/DockerNode/All?pageSize=5000").await.expect_error(400, "pageSize");
+
     assert_eq!(server.delete("/api/v1/DockerNode/second").await.expect_ok()["deleted"], 1);
     server.delete("/api/v1/DockerNode/second").await.expect_error(404, "node `second` not found");
     assert_eq!(server.count("/api/v1/DockerNode/All").await, 1);
