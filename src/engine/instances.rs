@@ -311,9 +311,11 @@ impl InstanceRunner {
             "run_actor" | "run_actors" => self.run_actors(instance, machine_limits, call, token).await,
             "http_invoke" => Ok(self.http(&call.args, token).await?),
             "sleep" => {
-                let ms = call.args["ms"].as_u64().unwrap_or_default();
+                // Measured from when the script first asked, so a restart does not start it over.
+                let due = call.created_at + call.args["ms"].as_i64().unwrap_or_default();
+                let left = (due - crate::model::now_millis()).max(0) as u64;
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(ms)) => Ok(Value::Null),
+                    _ = tokio::time::sleep(Duration::from_millis(left)) => Ok(Value::Null),
                     _ = token.cancelled() => Err(Interrupted::Stopped),
                 }
             }

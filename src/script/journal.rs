@@ -16,6 +16,8 @@ pub struct RecordedCall {
     /// `None` while the call is pending.
     pub result: Option<Value>,
     pub stage: Option<String>,
+    /// When the call was first made, milliseconds since the epoch.
+    pub created_at: i64,
 }
 
 /// A call made for the first time, to be stored.
@@ -129,7 +131,7 @@ mod tests {
     use serde_json::json;
 
     fn recorded(position: i64, kind: &str, args: Value, result: Option<Value>) -> RecordedCall {
-        RecordedCall { position, kind: kind.into(), args, result, stage: None }
+        RecordedCall { position, kind: kind.into(), args, result, stage: None, created_at: 0 }
     }
 
     #[test]

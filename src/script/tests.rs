@@ -44,6 +44,7 @@ impl MemoryHost {
                 args: c.args.clone(),
                 result: c.result.clone().or_else(|| results.iter().find(|r| r.0 == c.position).map(|r| r.1.clone())),
                 stage: c.stage.clone(),
+                created_at: 0,
             })
             .collect()
     }
@@ -120,7 +121,7 @@ fn divergence_runaways_and_fail_end_the_run_with_a_message() {
             other => panic!("{script}: expected a failure, got {other:?}"),
         }
     }
-    let stage_a = RecordedCall { position: 0, kind: "set_stage".into(), args: json!({"stage": "A"}), result: Some(Value::Null), stage: None };
+    let stage_a = RecordedCall { position: 0, kind: "set_stage".into(), args: json!({"stage": "A"}), result: Some(Value::Null), stage: None, created_at: 0 };
     check("set_stage(\"B\");", vec![stage_a], ScriptLimits::default(), "non-deterministic script: call #1 is set_stage");
     let few = ScriptLimits { max_operations: 1000, ..ScriptLimits::default() };
     check("let x = 0;\nloop { x += 1; }", vec![], few, "script exceeded 1,000 operations at line 2");

@@ -62,7 +62,7 @@ impl Store {
     /// The instance's recorded calls, in order.
     pub async fn events(&self, id: Uuid) -> Result<Vec<RecordedCall>, StoreError> {
         let rows = sqlx::query(
-            "SELECT position, kind, args, result, stage FROM instance_events WHERE instance_id = $1 ORDER BY position",
+            "SELECT position, kind, args, result, stage, created_at FROM instance_events WHERE instance_id = $1 ORDER BY position",
         )
         .bind(id.to_string())
         .fetch_all(&self.pool)
@@ -79,6 +79,7 @@ impl Store {
                     args: super::from_json("event arguments", &args)?,
                     result: result.map(|r| super::from_json("event result", &r)).transpose()?,
                     stage: row.try_get("stage").map_err(get)?,
+                    created_at: row.try_get("created_at").map_err(get)?,
                 })
             })
             .collect()

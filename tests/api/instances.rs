@@ -9,7 +9,8 @@ on_both_databases!(
     instance_lifecycle,
     instance_bad_input_changes_nothing,
     scripts_that_misbehave_fail_with_a_reason,
-    a_script_that_changes_its_calls_is_caught_on_replay
+    a_script_that_changes_its_calls_is_caught_on_replay,
+    sleep_survives_a_restart
 );
 
 /// Polls an instance until `ready` holds (at most 20 s) and returns it.
@@ -193,5 +194,26 @@ async fn a_script_that_changes_its_calls_is_caught_on_replay(db: Db) {
     let exception = ended["exception"].as_str().unwrap_or_default();
     assert!(exception.contains("non-deterministic script: call #1 is set_stage"), "{exception}");
     assert_eq!(ended["reRunTimes"], 0, "a clean stop is not a crash");
+    server.finish().await;
+}
+
+/// `sleep` counts from when the script first asked: a restart in the middle does not start it over.
+async fn sleep_survives_a_restart(db: Db) {
+    let server = TestServer::start(db).await;
+    server.put("/api/v1/StateMachine", json!({"name": "naps", "body": "sleep(2000);\n\"rested\""})).await.expect_ok();
+    let id = server.put("/api/v1/StateMachineInstance", json!({"name": "naps"})).await.expect_ok()["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    wait_instance(&server, &id, "running", |i| i["status"] == "Running").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    let db = server.stop().await;
+    let server = TestServer::start_on(db, |_| {}).await;
+    let done = wait_instance(&server, &id, "succeeded", |i| i["status"] == "Succeeded").await;
+    assert_eq!(done["result"], "rested");
+    let start = chrono::DateTime::parse_from_rfc3339(done["startTime"].as_str().expect("start")).expect("time");
+    let end = chrono::DateTime::parse_from_rfc3339(done["endTime"].as_str().expect("end")).expect("time");
+    let took = (end - start).num_milliseconds();
+    assert!((1900..2800).contains(&took), "2 s of sleep took {took} ms across a restart");
     server.finish().await;
 }
