@@ -110,9 +110,17 @@ impl InstanceRunner {
 
     /// Cancels an instance: marks it Cancelled, stops its run, posts its callback.
     pub async fn cancel(&self, id: Uuid) -> Result<(), StoreError> {
-        self.shared.store.cancel_instance(id).await?;
+        let mut ended = self.shared.store.get_instance(id).await?;
+        ended.status = Status::Cancelled;
+        ended.exception = Some("cancelled by request".into());
+        ended.end_time = Some(chrono::Utc::now());
+        let payload = summary(&ended);
+        let callback = ended.parameters.get("Host").map(|url| (url.as_str(), &payload));
+        self.shared.store.cancel_instance(id, callback).await?;
         self.stop_run(id);
-        self.enqueue_callback(id).await;
+        if callback.is_some() {
+            self.shared.callbacks.notify_one();
+        }
         Ok(())
     }
 

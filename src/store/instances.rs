@@ -193,8 +193,10 @@ impl Store {
         Ok(current)
     }
 
-    /// Marks an unfinished instance Cancelled; a finished one is left as it is.
-    pub async fn cancel_instance(&self, id: Uuid) -> Result<(), StoreError> {
+    /// Marks an unfinished instance Cancelled, storing the delivery of its end to `callback`
+    /// (a URL and a payload) in the same transaction; a finished one is left as it is.
+    pub async fn cancel_instance(&self, id: Uuid, callback: Option<(&str, &serde_json::Value)>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::db("cancelling an instance"))?;
         let done = sqlx::query(
             "UPDATE instances SET status = $1, end_time = $2, exception = $3, run_id = NULL WHERE id = $4 AND status IN ($5, $6)",
         )
@@ -204,16 +206,21 @@ impl Store {
         .bind(id.to_string())
         .bind(Status::Queued.as_str())
         .bind(Status::Running.as_str())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(StoreError::db("cancelling an instance"))?;
         if done.rows_affected() == 0 {
+            drop(tx);
             let current = self.get_instance(id).await?;
             return Err(StoreError::Conflict(format!(
                 "instance `{id}` has already ended ({})",
                 current.status.as_str()
             )));
         }
+        if let Some((url, payload)) = callback {
+            super::callbacks::insert_callback(&mut tx, id, url, payload).await?;
+        }
+        tx.commit().await.map_err(StoreError::db("cancelling an instance"))?;
         Ok(())
     }
 }
