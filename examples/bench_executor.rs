@@ -57,8 +57,18 @@ async fn main() -> anyhow::Result<()> {
 
     println!("{actors} actors, concurrency {concurrency}, image {IMAGE}, script `{SCRIPT}`");
     println!("{:<28} {:>9} {:>12}", "", "wall (s)", "actors/s");
-    println!("{:<28} {:>9.2} {:>12.1}", "bare bollard loop", bare_time.as_secs_f64(), actors as f64 / bare_time.as_secs_f64());
-    println!("{:<28} {:>9.2} {:>12.1}", "wharf executor", wharf_time.as_secs_f64(), actors as f64 / wharf_time.as_secs_f64());
+    println!(
+        "{:<28} {:>9.2} {:>12.1}",
+        "bare bollard loop",
+        bare_time.as_secs_f64(),
+        actors as f64 / bare_time.as_secs_f64()
+    );
+    println!(
+        "{:<28} {:>9.2} {:>12.1}",
+        "wharf executor",
+        wharf_time.as_secs_f64(),
+        actors as f64 / wharf_time.as_secs_f64()
+    );
     println!("ratio wharf / bare (wall): {:.2}", wharf_time.as_secs_f64() / bare_time.as_secs_f64());
     println!("\nmean per actor (ms)   {}", PHASES.map(|p| format!("{p:>8}")).join(""));
     for (label, phases) in [("bare", bare_phases), ("wharf", wharf_phases)] {
@@ -114,7 +124,9 @@ async fn one_bare(docker: &Docker, i: usize) -> anyhow::Result<Phases> {
     let id = docker.create_container(Some(options), body).await?.id;
     lap(&mut phases, 0);
     let mut tar = tar::Builder::new(Vec::new());
-    for (path, content, mode) in [("actor/run", SCRIPT.as_bytes(), 0o755), ("workdir/in.txt", b"hello\n".as_slice(), 0o644)] {
+    for (path, content, mode) in
+        [("actor/run", SCRIPT.as_bytes(), 0o755), ("workdir/in.txt", b"hello\n".as_slice(), 0o644)]
+    {
         let mut header = tar::Header::new_gnu();
         header.set_size(content.len() as u64);
         header.set_mode(mode);

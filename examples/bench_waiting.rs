@@ -46,11 +46,20 @@ async fn main() -> anyhow::Result<()> {
             created_at: 0,
         })
         .await?;
-    let actor = ActorFields { name: "noop".into(), body: "true".into(), image: None, outputs: vec![], limitation: None };
+    let actor =
+        ActorFields { name: "noop".into(), body: "true".into(), image: None, outputs: vec![], limitation: None };
     store.create_actor(&actor).await?;
     let script = "set_stage(\"Wait\");\nrun_actor(\"noop\", [])";
-    store.create_state_machine(&StateMachineFields { name: "wait".into(), body: script.into(), limitation: None }).await?;
-    let new = NewInstance { name: "wait".into(), initial_blobs: vec![], limitation: None, parameters: Default::default(), priority: 0 };
+    store
+        .create_state_machine(&StateMachineFields { name: "wait".into(), body: script.into(), limitation: None })
+        .await?;
+    let new = NewInstance {
+        name: "wait".into(),
+        initial_blobs: vec![],
+        limitation: None,
+        parameters: Default::default(),
+        priority: 0,
+    };
     for _ in 0..count {
         store.create_instance(&new, script, "bench").await?;
     }
@@ -60,7 +69,8 @@ async fn main() -> anyhow::Result<()> {
     let executor_config = ExecutorConfig { service_name: "bench-waiting".into(), ..ExecutorConfig::default() };
     let pool = NodePool::load(store.clone(), executor_config.clone()).await?;
     tokio::spawn(run_probes(pool.clone(), background.clone()));
-    let executor = Executor::new(store.clone(), pool.clone(), LimitsConfig::default(), 3 << 20, wharf::metrics::Metrics::new());
+    let executor =
+        Executor::new(store.clone(), pool.clone(), LimitsConfig::default(), 3 << 20, wharf::metrics::Metrics::new());
     let runner = InstanceRunner::new(
         store.clone(),
         executor,
@@ -74,14 +84,22 @@ async fn main() -> anyhow::Result<()> {
     let mut peak_threads = 0;
     while pool.queued() < count {
         peak_threads = peak_threads.max(footprint().0);
-        anyhow::ensure!(clock.elapsed() < Duration::from_secs(600), "only {} of {count} waiting after 10 min", pool.queued());
+        anyhow::ensure!(
+            clock.elapsed() < Duration::from_secs(600),
+            "only {} of {count} waiting after 10 min",
+            pool.queued()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let elapsed = clock.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = footprint();
     println!("{count} instances, each waiting for an actor on an unreachable node");
-    println!("all waiting after {:.1} s ({:.0} instances/s claimed, replayed and queued)", elapsed.as_secs_f64(), count as f64 / elapsed.as_secs_f64());
+    println!(
+        "all waiting after {:.1} s ({:.0} instances/s claimed, replayed and queued)",
+        elapsed.as_secs_f64(),
+        count as f64 / elapsed.as_secs_f64()
+    );
     println!("{:<34} {:>8} {:>12}", "", "threads", "RSS (MiB)");
     println!("{:<34} {:>8} {:>12.1}", "before the runner started", before.0, before.1);
     println!("{:<34} {:>8} {:>12.1}", "with every instance waiting", after.0, after.1);

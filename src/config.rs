@@ -48,6 +48,7 @@ pub struct DatabaseConfig {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[derive(Default)]
 pub struct AuthConfig {
     /// Bearer tokens accepted on the API. Empty: no token needed (loopback binds only).
     pub tokens: Vec<String>,
@@ -55,6 +56,7 @@ pub struct AuthConfig {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[derive(Default)]
 pub struct AclConfig {
     /// Client addresses or CIDR ranges allowed to call the service. Empty: any address.
     pub allow: Vec<String>,
@@ -135,7 +137,13 @@ pub struct CallbackConfig {
 
 impl Default for CallbackConfig {
     fn default() -> Self {
-        Self { secret: String::new(), max_attempts: 12, initial_backoff_ms: 1000, max_backoff_secs: 600, timeout_secs: 10 }
+        Self {
+            secret: String::new(),
+            max_attempts: 12,
+            initial_backoff_ms: 1000,
+            max_backoff_secs: 600,
+            timeout_secs: 10,
+        }
     }
 }
 
@@ -223,18 +231,6 @@ impl Default for DatabaseConfig {
     }
 }
 
-impl Default for AuthConfig {
-    fn default() -> Self {
-        Self { tokens: Vec::new() }
-    }
-}
-
-impl Default for AclConfig {
-    fn default() -> Self {
-        Self { allow: Vec::new() }
-    }
-}
-
 impl Default for BlobConfig {
     fn default() -> Self {
         Self { chunk_size: 3 << 20, max_size: 1 << 30 }
@@ -313,10 +309,7 @@ pub enum ConfigError {
 
 impl Config {
     /// Reads `path` (when given), applies `WHARF_*` variables from `env`, and validates.
-    pub fn load(
-        path: Option<&Path>,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Config, ConfigError> {
+    pub fn load(path: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
         let (mut table, origin) = match path {
             Some(path) => {
                 let origin = path.display().to_string();
@@ -355,8 +348,7 @@ impl Config {
         if self.blobs.max_size == 0 {
             return Err(invalid("blobs.max_size", "must be at least 1 byte".into()));
         }
-        crate::model::validate_name(&self.executor.service_name)
-            .map_err(|m| invalid("executor.service_name", m))?;
+        crate::model::validate_name(&self.executor.service_name).map_err(|m| invalid("executor.service_name", m))?;
         for (key, value) in [
             ("executor.probe_interval_secs", self.executor.probe_interval_secs),
             ("executor.engine_timeout_secs", self.executor.engine_timeout_secs),
@@ -394,16 +386,14 @@ impl Config {
             return Err(invalid("log.format", format!("`{}` is neither `text` nor `json`", self.log.format)));
         }
         for (i, rule) in self.acl.allow.iter().enumerate() {
-            crate::api::access::IpRule::parse(rule)
-                .map_err(|message| invalid(&format!("acl.allow[{i}]"), message))?;
+            crate::api::access::IpRule::parse(rule).map_err(|message| invalid(&format!("acl.allow[{i}]"), message))?;
         }
         if self.auth.tokens.iter().any(|t| t.trim().is_empty()) {
             return Err(invalid("auth.tokens", "a token must not be empty".into()));
         }
         let mut seen = std::collections::HashSet::new();
         for (i, node) in self.nodes.iter().enumerate() {
-            crate::model::node::validate_node_name(&node.name)
-                .map_err(|m| invalid(&format!("nodes[{i}].name"), m))?;
+            crate::model::node::validate_node_name(&node.name).map_err(|m| invalid(&format!("nodes[{i}].name"), m))?;
             crate::model::node::validate_address(&node.address)
                 .map_err(|m| invalid(&format!("nodes[{i}].address"), m))?;
             if node.capacity == 0 {
@@ -426,10 +416,7 @@ impl Config {
 
 /// Overrides `[section] key` with `WHARF_SECTION_KEY` for every scalar or list setting,
 /// parsing the value as the setting's type (lists are comma-separated).
-fn apply_env(
-    table: &mut toml::Table,
-    env: impl IntoIterator<Item = (String, String)>,
-) -> Result<(), ConfigError> {
+fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) -> Result<(), ConfigError> {
     let defaults = toml::Table::try_from(Config::default()).unwrap_or_default();
     let env: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with("WHARF_")).collect();
     for (section, keys) in &defaults {
@@ -437,11 +424,9 @@ fn apply_env(
         for (key, default) in keys {
             let var = format!("WHARF_{}_{}", section.to_uppercase(), key.to_uppercase());
             let Some((_, raw)) = env.iter().find(|(k, _)| *k == var) else { continue };
-            let value = parse_env_value(raw, default)
-                .map_err(|message| ConfigError::Env { var: var.clone(), message })?;
-            let entry = table
-                .entry(section.clone())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let value =
+                parse_env_value(raw, default).map_err(|message| ConfigError::Env { var: var.clone(), message })?;
+            let entry = table.entry(section.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
             match entry {
                 toml::Value::Table(t) => {
                     t.insert(key.clone(), value);
@@ -460,11 +445,9 @@ fn apply_env(
 
 fn parse_env_value(raw: &str, like: &toml::Value) -> Result<toml::Value, String> {
     match like {
-        toml::Value::Integer(_) => raw
-            .trim()
-            .parse::<i64>()
-            .map(toml::Value::Integer)
-            .map_err(|_| format!("`{raw}` is not a whole number")),
+        toml::Value::Integer(_) => {
+            raw.trim().parse::<i64>().map(toml::Value::Integer).map_err(|_| format!("`{raw}` is not a whole number"))
+        }
         toml::Value::Boolean(_) => match raw.trim() {
             "true" | "1" => Ok(toml::Value::Boolean(true)),
             "false" | "0" => Ok(toml::Value::Boolean(false)),

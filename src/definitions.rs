@@ -75,7 +75,13 @@ pub async fn load(store: &Store, dir: &Path) -> Result<Loaded, DefinitionError> 
         for output in &file.outputs {
             crate::model::blob::validate_file_name(output).map_err(|m| invalid(&path, format!("outputs: {m}")))?;
         }
-        actors.push(ActorFields { name, body: file.body, image: file.image, outputs: file.outputs, limitation: file.limitation });
+        actors.push(ActorFields {
+            name,
+            body: file.body,
+            image: file.image,
+            outputs: file.outputs,
+            limitation: file.limitation,
+        });
     }
     let mut machines = Vec::new();
     for (name, path) in files(&dir.join("state_machines"), "rhai")? {

@@ -147,7 +147,12 @@ impl<M: Metric, const N: usize> Family<M, N> {
     }
 
     /// A family of histograms over `bounds`.
-    pub fn with_buckets(name: &'static str, help: &'static str, labels: [&'static str; N], bounds: &'static [f64]) -> Self {
+    pub fn with_buckets(
+        name: &'static str,
+        help: &'static str,
+        labels: [&'static str; N],
+        bounds: &'static [f64],
+    ) -> Self {
         Family { name, help, labels, bounds, children: Mutex::new(BTreeMap::new()) }
     }
 
@@ -189,7 +194,8 @@ pub enum CallbackOutcome {
 }
 
 impl CallbackOutcome {
-    const ALL: [CallbackOutcome; 3] = [CallbackOutcome::Delivered, CallbackOutcome::FailedAttempt, CallbackOutcome::GivenUp];
+    const ALL: [CallbackOutcome; 3] =
+        [CallbackOutcome::Delivered, CallbackOutcome::FailedAttempt, CallbackOutcome::GivenUp];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -366,7 +372,8 @@ mod tests {
 
     #[test]
     fn histogram_buckets_are_cumulative_with_sum_and_count() {
-        let family: Family<Histogram, 1> = Family::with_buckets("wharf_wait_seconds", "Waits.", ["status"], &[0.5, 1.0, 2.5]);
+        let family: Family<Histogram, 1> =
+            Family::with_buckets("wharf_wait_seconds", "Waits.", ["status"], &[0.5, 1.0, 2.5]);
         let histogram = family.with(["ok"]);
         // On a bound counts in that bucket (`le`); past the last bound only in +Inf.
         for value in [0.25, 0.5, 0.75, 1.0, 2.0, 7.0] {

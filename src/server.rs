@@ -44,7 +44,10 @@ pub fn check_exposure(config: &Config, addr: SocketAddr) -> Result<(), ServeErro
 
 /// Binds the configured address.
 pub async fn bind(config: &Config) -> Result<TcpListener, ServeError> {
-    let addr = config.bind_addr().map_err(|e| ServeError::Bind { addr: config.server.bind.clone(), source: std::io::Error::other(e.to_string()) })?;
+    let addr = config.bind_addr().map_err(|e| ServeError::Bind {
+        addr: config.server.bind.clone(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
     check_exposure(config, addr)?;
     TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr: config.server.bind.clone(), source })
 }
@@ -79,7 +82,8 @@ pub async fn run(
     let background = CancellationToken::new();
     let probes = tokio::spawn(run_probes(pool.clone(), background.clone()));
     let metrics = crate::metrics::Metrics::new();
-    let executor = Executor::new(store.clone(), pool.clone(), config.limits.clone(), config.blobs.chunk_size, metrics.clone());
+    let executor =
+        Executor::new(store.clone(), pool.clone(), config.limits.clone(), config.blobs.chunk_size, metrics.clone());
     let callbacks_wake = Arc::new(Notify::new());
     let deliveries = tokio::spawn(run_deliveries(
         store.clone(),
@@ -109,12 +113,13 @@ pub async fn run(
     tracing::info!(address = %local, database = ?store.backend(), "wharf is listening");
 
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(
+        async move {
             shutdown.await;
             tracing::info!("shutting down: no new connections");
             let _ = stopping_tx.send(());
-        });
+        },
+    );
     let server = tokio::spawn(async move { server.await });
     let outcome = tokio::select! {
         result = server => result,

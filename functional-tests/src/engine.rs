@@ -54,9 +54,7 @@ impl Engine {
     pub async fn second_or_skip() -> Option<Engine> {
         match std::env::var(SECOND_ADDRESS_VAR) {
             Ok(address) if !address.is_empty() => Self::answering_or_skip(&address).await,
-            _ => skip(&format!(
-                "{SECOND_ADDRESS_VAR} is not set (eval \"$(scripts/dockerd2.sh start)\" sets it)"
-            )),
+            _ => skip(&format!("{SECOND_ADDRESS_VAR} is not set (eval \"$(scripts/dockerd2.sh start)\" sets it)")),
         }
     }
 
@@ -65,15 +63,8 @@ impl Engine {
         let socket = PathBuf::from(address.strip_prefix("unix://").unwrap_or(address));
         let docker = connect_unix(&socket.to_string_lossy())
             .await
-            .map_err(|source| ConnectError {
-                address: address.to_owned(),
-                source,
-            })?;
-        Ok(Engine {
-            address: address.to_owned(),
-            socket,
-            docker,
-        })
+            .map_err(|source| ConnectError { address: address.to_owned(), source })?;
+        Ok(Engine { address: address.to_owned(), socket, docker })
     }
 
     async fn answering_or_skip(address: &str) -> Option<Engine> {
@@ -87,17 +78,13 @@ impl Engine {
 /// A bollard client for the engine at the unix socket `path`, speaking the newest API
 /// version both sides know (bollard's default is newer than older engines accept).
 pub async fn connect_unix(path: &str) -> Result<Docker, bollard::errors::Error> {
-    Docker::connect_with_unix(path, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION)?
-        .negotiate_version()
-        .await
+    Docker::connect_with_unix(path, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION)?.negotiate_version().await
 }
 
 /// A bollard client for the engine at `tcp://host:port` (e.g. [`crate::TcpProxy::url`]),
 /// with the API version negotiated.
 pub async fn connect_tcp(address: &str) -> Result<Docker, bollard::errors::Error> {
-    Docker::connect_with_http(address, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION)?
-        .negotiate_version()
-        .await
+    Docker::connect_with_http(address, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION)?.negotiate_version().await
 }
 
 /// Whether this run is CI's, where every engine must be there.

@@ -9,9 +9,6 @@ use bollard::query_parameters::ListContainersOptionsBuilder;
 /// How many containers on `docker` carry `label`: `key` (any value) or `key=value`.
 pub async fn count_labelled(docker: &Docker, label: &str) -> Result<usize, bollard::errors::Error> {
     let filters = HashMap::from([("label", vec![label])]);
-    let options = ListContainersOptionsBuilder::new()
-        .all(true)
-        .filters(&filters)
-        .build();
+    let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
     Ok(docker.list_containers(Some(options)).await?.len())
 }

@@ -38,11 +38,7 @@ impl TcpProxy {
     /// Listens on an ephemeral loopback port, forwarding to the unix socket `target`.
     pub async fn start(target: impl Into<PathBuf>) -> io::Result<TcpProxy> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-        let proxy = TcpProxy {
-            addr: listener.local_addr()?,
-            target: target.into(),
-            serving: Mutex::new(None),
-        };
+        let proxy = TcpProxy { addr: listener.local_addr()?, target: target.into(), serving: Mutex::new(None) };
         proxy.serve(listener);
         Ok(proxy)
     }
@@ -58,9 +54,7 @@ impl TcpProxy {
 
     /// How many connections are open through the proxy now.
     pub fn connections(&self) -> usize {
-        self.lock()
-            .as_ref()
-            .map_or(0, |serving| serving.connections.len())
+        self.lock().as_ref().map_or(0, |serving| serving.connections.len())
     }
 
     /// Whether the proxy is cut.
@@ -95,17 +89,8 @@ impl TcpProxy {
     fn serve(&self, listener: TcpListener) {
         let cancel = CancellationToken::new();
         let connections = TaskTracker::new();
-        let accepting = tokio::spawn(accept(
-            listener,
-            self.target.clone(),
-            cancel.clone(),
-            connections.clone(),
-        ));
-        let previous = self.lock().replace(Serving {
-            cancel,
-            accepting,
-            connections,
-        });
+        let accepting = tokio::spawn(accept(listener, self.target.clone(), cancel.clone(), connections.clone()));
+        let previous = self.lock().replace(Serving { cancel, accepting, connections });
         if let Some(previous) = previous {
             // Two concurrent restores: only one bind can succeed, but stay tidy anyway.
             previous.cancel.cancel();
@@ -127,12 +112,7 @@ impl Drop for TcpProxy {
 }
 
 /// Accepts connections until cancelled, each forwarded by its own task.
-async fn accept(
-    listener: TcpListener,
-    target: PathBuf,
-    cancel: CancellationToken,
-    connections: TaskTracker,
-) {
+async fn accept(listener: TcpListener, target: PathBuf, cancel: CancellationToken, connections: TaskTracker) {
     loop {
         let accepted = tokio::select! {
             () = cancel.cancelled() => return,
@@ -144,10 +124,7 @@ async fn accept(
             }
             Err(err) => {
                 // E.g. out of file descriptors: say so and keep serving.
-                eprintln!(
-                    "TcpProxy on {:?}: accept failed: {err}",
-                    listener.local_addr()
-                );
+                eprintln!("TcpProxy on {:?}: accept failed: {err}", listener.local_addr());
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
         }

@@ -70,7 +70,9 @@ async fn hostile_actors_get_the_right_verdict_and_the_node_stays_healthy() {
         f(&mut limitation);
         Some(limitation)
     };
-    let cases: Vec<(&str, &str, &[&str], Option<Limitation>, &str)> = vec![
+    // (name, body, outputs, limits, the verdict's start)
+    type Case<'a> = (&'a str, &'a str, &'a [&'a str], Option<Limitation>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "memory-bomb",
             "dd if=/dev/zero of=/dev/null bs=200M count=1",
@@ -85,7 +87,13 @@ async fn hostile_actors_get_the_right_verdict_and_the_node_stays_healthy() {
             limited(|l| l.pids_limit = Some(64)),
             "timed out after 3000 ms",
         ),
-        ("infinite-loop", "while :; do :; done", &[], limited(|l| l.execution_timeout = Some(1500)), "timed out after 1500 ms"),
+        (
+            "infinite-loop",
+            "while :; do :; done",
+            &[],
+            limited(|l| l.execution_timeout = Some(1500)),
+            "timed out after 1500 ms",
+        ),
         (
             "network",
             "ls /sys/class/net\nwget -q -T 2 -O /dev/null http://wharf.invalid/",

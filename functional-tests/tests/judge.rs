@@ -58,18 +58,25 @@ fn verdicts(result: &Value) -> Vec<(String, String)> {
         .as_array()
         .expect("tests")
         .iter()
-        .map(|t| (t["name"].as_str().unwrap_or_default().to_owned(), t["verdict"].as_str().unwrap_or_default().to_owned()))
+        .map(|t| {
+            (t["name"].as_str().unwrap_or_default().to_owned(), t["verdict"].as_str().unwrap_or_default().to_owned())
+        })
         .collect();
-    verdicts.sort_by_key(|(name, _)| name.trim_start_matches("input_").trim_end_matches(".txt").parse::<u32>().unwrap_or(0));
+    verdicts.sort_by_key(|(name, _)| {
+        name.trim_start_matches("input_").trim_end_matches(".txt").parse::<u32>().unwrap_or(0)
+    });
     verdicts
 }
 
 #[tokio::test]
 async fn judge_gives_every_verdict_and_calls_back_once() {
-    let (Some(primary), Some(second)) = (Engine::primary_or_skip().await, Engine::second_or_skip().await) else { return };
+    let (Some(primary), Some(second)) = (Engine::primary_or_skip().await, Engine::second_or_skip().await) else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("dir");
     let service_name = format!("judge-{}", std::process::id());
-    let service = Service::start(config(dir.path(), &service_name, &[("one", &primary.address), ("two", &second.address)])).await;
+    let service =
+        Service::start(config(dir.path(), &service_name, &[("one", &primary.address), ("two", &second.address)])).await;
     let api = service.api.clone();
     let receiver = Receiver::reserve();
     receiver.listen().await;
@@ -111,7 +118,8 @@ async fn judge_gives_every_verdict_and_calls_back_once() {
     assert_eq!(payload["id"], id.as_str());
     assert_eq!(payload["status"], "Succeeded");
     assert_eq!(payload["result"]["verdict"], "Wrong Answer");
-    let expected_signature = format!("sha256={}", wharf::engine::hmac::hmac_sha256_hex(b"callback-secret", &got[0].body));
+    let expected_signature =
+        format!("sha256={}", wharf::engine::hmac::hmac_sha256_hex(b"callback-secret", &got[0].body));
     assert_eq!(got[0].signature.as_deref(), Some(expected_signature.as_str()), "signed with the secret");
     assert!(got[0].idempotency_key.is_some());
     let detail = api.instance(&id).await;
@@ -119,7 +127,11 @@ async fn judge_gives_every_verdict_and_calls_back_once() {
 
     // Re-run from the Run stage: the compile is kept, the runs are redone, the verdict holds.
     api.ok(reqwest::Method::PATCH, &format!("/api/v1/StateMachineInstance/{id}"), Some(json!({"stage": "Run"}))).await;
-    let again = api.wait(&id, "ran again", 120, |i| i["status"] == "Succeeded" && i["callbacks"].as_array().is_some_and(|c| c.len() == 2)).await;
+    let again = api
+        .wait(&id, "ran again", 120, |i| {
+            i["status"] == "Succeeded" && i["callbacks"].as_array().is_some_and(|c| c.len() == 2)
+        })
+        .await;
     let actors = again["startedActors"].as_array().expect("startedActors");
     assert_eq!(actors.iter().filter(|a| a["name"] == "judge-compile").count(), 1, "compile is not run again");
     assert_eq!(actors.iter().filter(|a| a["name"] == "judge-run").count(), 10);
@@ -141,7 +153,9 @@ async fn judge_gives_every_verdict_and_calls_back_once() {
 
     service.stop().await;
     for engine in [&primary, &second] {
-        let left = functional_tests::count_labelled(&engine.docker, &format!("wharf.service={service_name}")).await.expect("count");
+        let left = functional_tests::count_labelled(&engine.docker, &format!("wharf.service={service_name}"))
+            .await
+            .expect("count");
         assert_eq!(left, 0, "no container left on {}", engine.address);
     }
 }
@@ -154,7 +168,9 @@ async fn judge_compiles_c_where_the_full_image_exists() {
         return;
     }
     let dir = tempfile::tempdir().expect("dir");
-    let service = Service::start(config(dir.path(), &format!("judge-c-{}", std::process::id()), &[("one", &primary.address)])).await;
+    let service =
+        Service::start(config(dir.path(), &format!("judge-c-{}", std::process::id()), &[("one", &primary.address)]))
+            .await;
     let api = service.api.clone();
     let source = "#include <stdio.h>\nint main(){long a,b; if(scanf(\"%ld %ld\",&a,&b)!=2) return 3; printf(\"%ld\\n\",a+b); return 0;}\n";
     let blobs = upload_tests(&api, ("Main.c", source)).await;
@@ -171,11 +187,14 @@ async fn judge_compiles_c_where_the_full_image_exists() {
 #[tokio::test]
 async fn judge_from_the_command_line() {
     let Some(primary) = Engine::primary_or_skip().await else { return };
-    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").into());
+    let target =
+        std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").into());
     let binary = std::path::Path::new(&target).join("debug/wharf");
     assert!(binary.exists(), "{} is missing: build it first (cargo build)", binary.display());
     let dir = tempfile::tempdir().expect("dir");
-    let service = Service::start(config(dir.path(), &format!("judge-cli-{}", std::process::id()), &[("one", &primary.address)])).await;
+    let service =
+        Service::start(config(dir.path(), &format!("judge-cli-{}", std::process::id()), &[("one", &primary.address)]))
+            .await;
     let files = dir.path();
     for (name, content) in [
         ("Main.sh", "read a b\necho $((a + b))\n"),
@@ -188,7 +207,19 @@ async fn judge_from_the_command_line() {
         std::fs::write(files.join(name), content).expect("write");
     }
     let output = tokio::process::Command::new(&binary)
-        .args(["--json", "run", "judge", "-i", "Main.sh", "-i", "limits.json", "-i", "input_1.txt=in1", "-i", "answer_1.txt=ans1"])
+        .args([
+            "--json",
+            "run",
+            "judge",
+            "-i",
+            "Main.sh",
+            "-i",
+            "limits.json",
+            "-i",
+            "input_1.txt=in1",
+            "-i",
+            "answer_1.txt=ans1",
+        ])
         .args(["-i", "input_2.txt=in2", "-i", "answer_2.txt=ans2", "--wait", "-o", "out"])
         .current_dir(files)
         .env("WHARF_SERVER", &service.api.base)
@@ -198,7 +229,10 @@ async fn judge_from_the_command_line() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let instance: Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
     assert_eq!(instance["result"]["verdict"], "Wrong Answer");
-    assert_eq!(std::fs::read_to_string(files.join("out/judge-run-input_1.txt/stdout.txt")).expect("output saved"), "3\n");
+    assert_eq!(
+        std::fs::read_to_string(files.join("out/judge-run-input_1.txt/stdout.txt")).expect("output saved"),
+        "3\n"
+    );
     assert!(files.join("out/judge-compile/Main.out").exists());
     service.stop().await;
 }

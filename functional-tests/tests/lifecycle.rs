@@ -22,7 +22,9 @@ let slow = run_actor("slow", []);
 "#;
 
 async fn put_definitions(api: &Api) {
-    for (name, body, outputs) in [("mark", "echo marked > m.txt", vec!["m.txt"]), ("slow", "sleep 6; echo ok > s.txt", vec!["s.txt"])] {
+    for (name, body, outputs) in
+        [("mark", "echo marked > m.txt", vec!["m.txt"]), ("slow", "sleep 6; echo ok > s.txt", vec!["s.txt"])]
+    {
         api.ok(Method::PUT, "/api/v1/Actor", Some(json!({"name": name, "body": body, "outputs": outputs}))).await;
     }
     api.ok(Method::PUT, "/api/v1/StateMachine", Some(json!({"name": "crashy", "body": CRASHY}))).await;
@@ -30,7 +32,8 @@ async fn put_definitions(api: &Api) {
 
 /// The `wharf` binary of this workspace, built by `cargo test --workspace` or `cargo build`.
 fn binary() -> std::path::PathBuf {
-    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").into());
+    let target =
+        std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").into());
     let path = std::path::Path::new(&target).join("debug/wharf");
     assert!(path.exists(), "{} is missing: build it first (cargo build)", path.display());
     path
@@ -80,10 +83,18 @@ async fn kill_9_mid_run_loses_nothing_recorded() {
     let id = api.start("crashy", vec![], json!({})).await;
     let running = api
         .wait(&id, "running slow", 60, |i| {
-            i["startedActors"].as_array().is_some_and(|a| a.iter().any(|x| x["name"] == "slow" && x["status"] == "Running"))
+            i["startedActors"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x["name"] == "slow" && x["status"] == "Running"))
         })
         .await;
-    let marked = running["startedActors"].as_array().expect("actors").iter().find(|a| a["name"] == "mark").cloned().expect("mark ran");
+    let marked = running["startedActors"]
+        .as_array()
+        .expect("actors")
+        .iter()
+        .find(|a| a["name"] == "mark")
+        .cloned()
+        .expect("mark ran");
     let deadline = Instant::now() + Duration::from_secs(30);
     while count_labelled(&primary.docker, "wharf.actor=slow").await.expect("count") == 0 {
         assert!(Instant::now() < deadline, "the slow actor's container never appeared");
@@ -92,7 +103,10 @@ async fn kill_9_mid_run_loses_nothing_recorded() {
     first.kill().expect("kill -9");
     let _ = first.wait();
     let service_label = format!("wharf.service={service_name}");
-    assert!(count_labelled(&primary.docker, &service_label).await.expect("count") >= 1, "the container outlives the service");
+    assert!(
+        count_labelled(&primary.docker, &service_label).await.expect("count") >= 1,
+        "the container outlives the service"
+    );
 
     let mut second = spawn(&config_file);
     wait_listening(&api).await;
@@ -125,7 +139,12 @@ async fn delete_mid_run_kills_the_container_and_calls_back_once() {
     let service = Service::start(settings).await;
     let api = service.api.clone();
     api.ok(Method::PUT, "/api/v1/Actor", Some(json!({"name": "forever", "body": "sleep 300"}))).await;
-    api.ok(Method::PUT, "/api/v1/StateMachine", Some(json!({"name": "stuck", "body": "set_stage(\"Wait\"); run_actor(\"forever\", []); 1"}))).await;
+    api.ok(
+        Method::PUT,
+        "/api/v1/StateMachine",
+        Some(json!({"name": "stuck", "body": "set_stage(\"Wait\"); run_actor(\"forever\", []); 1"})),
+    )
+    .await;
     let receiver = Receiver::reserve();
     let id = api.start("stuck", vec![], json!({"Host": receiver.url("/done")})).await;
     let label = format!("wharf.service={service_name}");
@@ -173,7 +192,8 @@ async fn json_logs_carry_instance_actor_node_and_container() {
     let mut service = spawn_logging(&config_file, Stdio::from(log));
     wait_listening(&api).await;
     api.ok(Method::PUT, "/api/v1/Actor", Some(json!({"name": "say", "body": "echo hi"}))).await;
-    api.ok(Method::PUT, "/api/v1/StateMachine", Some(json!({"name": "once", "body": "run_actor(\"say\", []); 1"}))).await;
+    api.ok(Method::PUT, "/api/v1/StateMachine", Some(json!({"name": "once", "body": "run_actor(\"say\", []); 1"})))
+        .await;
     let id = api.start("once", vec![], json!({})).await;
     let done = api.wait_ended(&id, 60).await;
     assert_eq!(done["status"], "Succeeded", "{done}");

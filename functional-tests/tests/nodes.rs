@@ -29,9 +29,15 @@ async fn image_is_loaded_onto_a_node_that_lacks_it() {
     let _serial = SERIAL.lock().await;
     let image_there = second.docker.inspect_image("wharf/actor:latest").await.is_ok();
     if image_there {
-        let _ = second.docker.remove_image("wharf/actor:latest", None::<bollard::query_parameters::RemoveImageOptions>, None).await;
+        let _ = second
+            .docker
+            .remove_image("wharf/actor:latest", None::<bollard::query_parameters::RemoveImageOptions>, None)
+            .await;
     }
-    assert!(second.docker.inspect_image("wharf/actor:latest").await.is_err(), "the second node starts without the image");
+    assert!(
+        second.docker.inspect_image("wharf/actor:latest").await.is_err(),
+        "the second node starts without the image"
+    );
     let rig = Rig::start(&[
         NodeSpec { name: "primary", address: primary.address.clone(), capacity: 2 },
         NodeSpec { name: "second", address: second.address.clone(), capacity: 2 },

@@ -9,7 +9,8 @@ use serde_json::Value;
 use wharf::config::{Config, NodeConfig};
 
 async fn nodes(client: &reqwest::Client, base: &str) -> Vec<Value> {
-    let answer: Value = client.get(format!("{base}/api/v1/DockerNode/All")).send().await.expect("list").json().await.expect("json");
+    let answer: Value =
+        client.get(format!("{base}/api/v1/DockerNode/All")).send().await.expect("list").json().await.expect("json");
     answer["data"].as_array().expect("list of nodes").clone()
 }
 
@@ -35,8 +36,20 @@ async fn node_list_shows_health_and_errors() {
     config.executor.probe_interval_secs = 1;
     config.executor.service_name = format!("wharf-svc-{}", std::process::id());
     config.nodes = vec![
-        NodeConfig { name: "local".into(), address: engine.address.clone(), image: "wharf/actor:latest".into(), capacity: 8, tls: None },
-        NodeConfig { name: "gone".into(), address: "unix:///nonexistent/docker.sock".into(), image: "wharf/actor:latest".into(), capacity: 8, tls: None },
+        NodeConfig {
+            name: "local".into(),
+            address: engine.address.clone(),
+            image: "wharf/actor:latest".into(),
+            capacity: 8,
+            tls: None,
+        },
+        NodeConfig {
+            name: "gone".into(),
+            address: "unix:///nonexistent/docker.sock".into(),
+            image: "wharf/actor:latest".into(),
+            capacity: 8,
+            tls: None,
+        },
     ];
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));

@@ -50,7 +50,8 @@ fn engine_or_skip() -> Option<TlsEngine> {
     match (var(ADDRESS_VAR), var(DIR_VAR)) {
         (Some(address), Some(dir)) => Some(TlsEngine { address, dir: PathBuf::from(dir) }),
         _ => {
-            let why = format!("{ADDRESS_VAR} or {DIR_VAR} is not set (eval \"$(scripts/dockerd2.sh start)\" sets them)");
+            let why =
+                format!("{ADDRESS_VAR} or {DIR_VAR} is not set (eval \"$(scripts/dockerd2.sh start)\" sets them)");
             if functional_tests::engine::on_ci() {
                 panic!("{why}; CI=true needs the TLS engine (scripts/test.sh starts it)");
             }
@@ -127,7 +128,21 @@ fn sign(dir: &Path, key_name: &str, subject: &str, extensions: &str, issuer: Opt
         Some(issuer) => vec!["-CA".into(), path_text(&issuer.cert), "-CAkey".into(), path_text(&issuer.key)],
         None => vec!["-signkey".into(), key_name.into()],
     };
-    let mut args = vec!["x509", "-req", "-in", &csr, "-set_serial", &serial, "-days", "2", "-sha256", "-extfile", &ext, "-out", out];
+    let mut args = vec![
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-set_serial",
+        &serial,
+        "-days",
+        "2",
+        "-sha256",
+        "-extfile",
+        &ext,
+        "-out",
+        out,
+    ];
     args.extend(signer.iter().map(String::as_str));
     openssl(dir, &args);
 }
@@ -145,7 +160,8 @@ fn stranger_ca(dir: &Path) -> Issuer {
 fn client_cert(dir: &Path, name: &str, format: KeyFormat, issuer: &Issuer) -> (PathBuf, PathBuf) {
     let (cert, key) = (format!("{name}-cert.pem"), format!("{name}-key.pem"));
     format.generate(dir, &key);
-    let extensions = "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n";
+    let extensions =
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n";
     sign(dir, &key, name, extensions, Some(issuer), &cert);
     (dir.join(cert), dir.join(key))
 }

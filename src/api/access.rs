@@ -24,10 +24,8 @@ impl IpRule {
             Some((addr, prefix)) => (addr, Some(prefix)),
             None => (text, None),
         };
-        let network: IpAddr = addr
-            .trim()
-            .parse()
-            .map_err(|_| format!("`{text}` is not an IP address or CIDR range like 10.0.0.0/8"))?;
+        let network: IpAddr =
+            addr.trim().parse().map_err(|_| format!("`{text}` is not an IP address or CIDR range like 10.0.0.0/8"))?;
         let max = if network.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             Some(p) => p

@@ -6,10 +6,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::AppState;
 use super::envelope::{Changed, Created, Envelope, ErrorBody, Listed, Reply};
 use super::error::ApiError;
 use super::extract::{JsonBody, Paging, QueryParams};
-use super::AppState;
 use crate::model::actor::Actor;
 use crate::model::blob::validate_file_name;
 use crate::model::limitation::Limitation;
@@ -51,10 +51,11 @@ pub struct ActorPatch {
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_actors))
-        .routes(routes!(put_actor))
-        .routes(routes!(get_actor, patch_actor, delete_actor))
+    OpenApiRouter::new().routes(routes!(list_actors)).routes(routes!(put_actor)).routes(routes!(
+        get_actor,
+        patch_actor,
+        delete_actor
+    ))
 }
 
 /// Checks an actor's fields before anything is written.
@@ -80,7 +81,10 @@ fn validate(fields: &ActorFields) -> Result<(), ApiError> {
 /// Lists actors, newest first.
 #[utoipa::path(get, path = "/api/v1/Actor/All", tag = "Actor", params(Paging),
     responses((status = 200, body = Envelope<Vec<Actor>>)))]
-async fn list_actors(State(state): State<AppState>, QueryParams(paging): QueryParams<Paging>) -> Result<Listed<Actor>, ApiError> {
+async fn list_actors(
+    State(state): State<AppState>,
+    QueryParams(paging): QueryParams<Paging>,
+) -> Result<Listed<Actor>, ApiError> {
     let (items, total) = state.store.list_actors(paging.page()?).await?;
     Ok(Listed { items, total })
 }
@@ -95,7 +99,10 @@ async fn get_actor(State(state): State<AppState>, Path(name): Path<String>) -> R
 /// Stores a new actor; names are unique.
 #[utoipa::path(put, path = "/api/v1/Actor", tag = "Actor", request_body = ActorInput,
     responses((status = 200, body = Envelope<Created>), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn put_actor(State(state): State<AppState>, JsonBody(input): JsonBody<ActorInput>) -> Result<Reply<Created>, ApiError> {
+async fn put_actor(
+    State(state): State<AppState>,
+    JsonBody(input): JsonBody<ActorInput>,
+) -> Result<Reply<Created>, ApiError> {
     let fields = ActorFields {
         name: input.name,
         body: input.body,

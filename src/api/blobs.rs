@@ -15,10 +15,10 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::AppState;
 use super::envelope::{Created, Envelope, ErrorBody, Listed, Reply};
 use super::error::ApiError;
 use super::extract::{JsonBody, Paging, QueryParams, parse_id};
-use super::AppState;
 use crate::model::blob::{Blob, validate_file_name};
 use crate::store::{BlobUpload, ContentSource};
 
@@ -93,7 +93,10 @@ fn too_large(max: u64) -> ApiError {
 /// Lists blobs without their content, newest first.
 #[utoipa::path(get, path = "/api/v1/Blob/All", tag = "Blob", params(Paging),
     responses((status = 200, body = Envelope<Vec<Blob>>)))]
-async fn list_blobs(State(state): State<AppState>, QueryParams(paging): QueryParams<Paging>) -> Result<Listed<Blob>, ApiError> {
+async fn list_blobs(
+    State(state): State<AppState>,
+    QueryParams(paging): QueryParams<Paging>,
+) -> Result<Listed<Blob>, ApiError> {
     let (items, total) = state.store.list_blobs(paging.page()?).await?;
     Ok(Listed { items, total })
 }
@@ -145,7 +148,10 @@ async fn get_blob_content(State(state): State<AppState>, Path(id): Path<String>)
 /// Stores a blob sent as base64 in JSON.
 #[utoipa::path(put, path = "/api/v1/Blob", tag = "Blob", request_body = BlobInput,
     responses((status = 200, body = Envelope<Created>), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
-async fn put_blob(State(state): State<AppState>, JsonBody(input): JsonBody<BlobInput>) -> Result<Reply<Created>, ApiError> {
+async fn put_blob(
+    State(state): State<AppState>,
+    JsonBody(input): JsonBody<BlobInput>,
+) -> Result<Reply<Created>, ApiError> {
     if input.is_compressed == Some(true) {
         return Err(ApiError::field("isCompressed", "compressed uploads are not supported; send the plain bytes"));
     }
@@ -179,7 +185,8 @@ async fn put_blob_raw(
 ) -> Result<Reply<Created>, ApiError> {
     validate_file_name(&query.name).map_err(|m| ApiError::BadRequest(format!("query parameter `name`: {m}")))?;
     let max = state.config.blobs.max_size;
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > max) {
         return Err(too_large(max));
     }

@@ -80,7 +80,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
 
 /// Parses an id from a URL path.
 pub fn parse_id(kind: &str, text: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(text).map_err(|_| ApiError::BadRequest(format!("`{text}` is not a valid {kind} id (expected a UUID)")))
+    Uuid::parse_str(text)
+        .map_err(|_| ApiError::BadRequest(format!("`{text}` is not a valid {kind} id (expected a UUID)")))
 }
 
 /// `?page=&pageSize=` of every `All` route. Without either, everything is listed.

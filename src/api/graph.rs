@@ -10,10 +10,10 @@ use axum::response::IntoResponse;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::AppState;
 use super::envelope::ErrorBody;
 use super::error::ApiError;
 use super::extract::parse_id;
-use super::AppState;
 use crate::model::instance::{ActorInfo, Instance};
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -6,9 +6,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::AppState;
 use super::envelope::{Envelope, ErrorBody, Reply};
 use super::error::ApiError;
-use super::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {

@@ -9,10 +9,10 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::AppState;
 use super::envelope::{Changed, Created, Envelope, ErrorBody, Listed, Reply};
 use super::error::ApiError;
 use super::extract::{JsonBody, Paging, QueryParams, parse_id};
-use super::AppState;
 use crate::model::blob::{BlobRef, validate_file_name};
 use crate::model::instance::{Instance, Status};
 use crate::model::limitation::Limitation;
@@ -71,10 +71,11 @@ pub struct InstanceQuery {
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_instances))
-        .routes(routes!(put_instance))
-        .routes(routes!(get_instance, patch_instance, delete_instance))
+    OpenApiRouter::new().routes(routes!(list_instances)).routes(routes!(put_instance)).routes(routes!(
+        get_instance,
+        patch_instance,
+        delete_instance
+    ))
 }
 
 /// Reads a time filter; a bare date means its first (`end = false`) or last millisecond.
@@ -124,7 +125,10 @@ async fn list_instances(
 /// Reads one instance.
 #[utoipa::path(get, path = "/api/v1/StateMachineInstance/{id}", tag = "StateMachineInstance",
     responses((status = 200, body = Envelope<InstanceDetail>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn get_instance(State(state): State<AppState>, Path(id): Path<String>) -> Result<Reply<InstanceDetail>, ApiError> {
+async fn get_instance(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Reply<InstanceDetail>, ApiError> {
     let id = parse_id("instance", &id)?;
     let mut instance = state.store.get_instance(id).await?;
     instance.started_actors = state.store.started_actors(id).await?;

@@ -29,11 +29,10 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
         instances.with([status.as_str()]).set(count as f64);
     }
 
-    let up: Family<Gauge, 1> = Family::new("wharf_node_up", "Whether the node's last probe succeeded (1) or not (0).", ["node"]);
-    let running: Family<Gauge, 1> =
-        Family::new("wharf_node_running_actors", "Actors running on the node.", ["node"]);
-    let capacity: Family<Gauge, 1> =
-        Family::new("wharf_node_capacity", "Most actors the node runs at once.", ["node"]);
+    let up: Family<Gauge, 1> =
+        Family::new("wharf_node_up", "Whether the node's last probe succeeded (1) or not (0).", ["node"]);
+    let running: Family<Gauge, 1> = Family::new("wharf_node_running_actors", "Actors running on the node.", ["node"]);
+    let capacity: Family<Gauge, 1> = Family::new("wharf_node_capacity", "Most actors the node runs at once.", ["node"]);
     for node in state.pool.view() {
         let name = node.name.as_str();
         up.with([name]).set(if node.health == Health::Healthy.as_str() { 1.0 } else { 0.0 });

@@ -6,10 +6,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::AppState;
 use super::envelope::{Changed, Envelope, ErrorBody, Listed, Reply};
 use super::error::ApiError;
 use super::extract::{JsonBody, Paging, QueryParams};
-use super::AppState;
 use crate::config::{DEFAULT_CAPACITY, DEFAULT_IMAGE};
 use crate::model::node::{DockerNode, NodeRecord, NodeTls, validate_address, validate_node_name};
 use crate::store::NodePatch;
@@ -56,10 +56,7 @@ pub struct NodeCreated {
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_nodes))
-        .routes(routes!(put_node))
-        .routes(routes!(patch_node, delete_node))
+    OpenApiRouter::new().routes(routes!(list_nodes)).routes(routes!(put_node)).routes(routes!(patch_node, delete_node))
 }
 
 fn check_capacity(capacity: i64) -> Result<(), ApiError> {
@@ -96,11 +93,15 @@ fn check_tls(address: &str, tls: Option<&NodeTls>) -> Result<(), ApiError> {
 /// Lists the nodes with their settings, load and health, by name.
 #[utoipa::path(get, path = "/api/v1/DockerNode/All", tag = "DockerNode", params(Paging),
     responses((status = 200, body = Envelope<Vec<DockerNode>>)))]
-async fn list_nodes(State(state): State<AppState>, QueryParams(paging): QueryParams<Paging>) -> Result<Listed<DockerNode>, ApiError> {
+async fn list_nodes(
+    State(state): State<AppState>,
+    QueryParams(paging): QueryParams<Paging>,
+) -> Result<Listed<DockerNode>, ApiError> {
     let page = paging.page()?;
     let nodes = state.pool.view();
     let total = nodes.len() as i64;
-    let items = nodes.into_iter().skip(page.offset as usize).take(page.limit.min(i64::from(u32::MAX)) as usize).collect();
+    let items =
+        nodes.into_iter().skip(page.offset as usize).take(page.limit.min(i64::from(u32::MAX)) as usize).collect();
     Ok(Listed { items, total })
 }
 
@@ -114,7 +115,10 @@ async fn nodes_changed(state: &AppState) -> Result<(), ApiError> {
 /// Registers a Docker engine as a node.
 #[utoipa::path(put, path = "/api/v1/DockerNode", tag = "DockerNode", request_body = NodeInput,
     responses((status = 200, body = Envelope<NodeCreated>), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn put_node(State(state): State<AppState>, JsonBody(input): JsonBody<NodeInput>) -> Result<Reply<NodeCreated>, ApiError> {
+async fn put_node(
+    State(state): State<AppState>,
+    JsonBody(input): JsonBody<NodeInput>,
+) -> Result<Reply<NodeCreated>, ApiError> {
     validate_node_name(&input.name).map_err(|m| ApiError::field("name", m))?;
     validate_address(&input.address).map_err(|m| ApiError::field("address", m))?;
     let capacity = input.capacity.unwrap_or(i64::from(DEFAULT_CAPACITY));

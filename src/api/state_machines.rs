@@ -7,10 +7,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::AppState;
 use super::envelope::{Changed, Created, Envelope, ErrorBody, Listed, Reply};
 use super::error::ApiError;
 use super::extract::{JsonBody, Paging, QueryParams};
-use super::AppState;
 use crate::model::limitation::Limitation;
 use crate::model::state_machine::StateMachine;
 use crate::model::validate_name;
@@ -43,10 +43,11 @@ pub struct StateMachinePatch {
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_state_machines))
-        .routes(routes!(put_state_machine))
-        .routes(routes!(get_state_machine, patch_state_machine, delete_state_machine))
+    OpenApiRouter::new().routes(routes!(list_state_machines)).routes(routes!(put_state_machine)).routes(routes!(
+        get_state_machine,
+        patch_state_machine,
+        delete_state_machine
+    ))
 }
 
 fn validate(fields: &StateMachineFields) -> Result<(), ApiError> {
@@ -75,7 +76,10 @@ async fn list_state_machines(
 /// Reads one state machine.
 #[utoipa::path(get, path = "/api/v1/StateMachine/{name}", tag = "StateMachine",
     responses((status = 200, body = Envelope<StateMachine>), (status = 404, body = ErrorBody)))]
-async fn get_state_machine(State(state): State<AppState>, Path(name): Path<String>) -> Result<Reply<StateMachine>, ApiError> {
+async fn get_state_machine(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Reply<StateMachine>, ApiError> {
     Ok(Reply(state.store.get_state_machine(&name).await?))
 }
 
@@ -119,7 +123,10 @@ async fn patch_state_machine(
 /// Deletes a state machine.
 #[utoipa::path(delete, path = "/api/v1/StateMachine/{name}", tag = "StateMachine",
     responses((status = 200, body = Envelope<Changed>), (status = 404, body = ErrorBody)))]
-async fn delete_state_machine(State(state): State<AppState>, Path(name): Path<String>) -> Result<Reply<Changed>, ApiError> {
+async fn delete_state_machine(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Reply<Changed>, ApiError> {
     state.store.delete_state_machine(&name).await?;
     tracing::info!(state_machine = %name, "state machine deleted");
     Ok(Reply(Changed::deleted()))

@@ -36,7 +36,8 @@ pub async fn run(client: &Client, json: bool, command: ActorCommand) -> Result<(
         ActorCommand::List => {
             let actors = client.get("/api/v1/Actor/All").await?;
             if json {
-                return Ok(print_json(&actors));
+                print_json(&actors);
+                return Ok(());
             }
             let rows = actors
                 .as_array()
@@ -51,7 +52,8 @@ pub async fn run(client: &Client, json: bool, command: ActorCommand) -> Result<(
         ActorCommand::Get { name } => {
             let actor = client.get(&format!("/api/v1/Actor/{}", segment(&name))).await?;
             if json {
-                return Ok(print_json(&actor));
+                print_json(&actor);
+                return Ok(());
             }
             println!("name:     {}", table::cell(&actor["name"]));
             println!("image:    {}", table::cell(&actor["image"]));
@@ -63,10 +65,8 @@ pub async fn run(client: &Client, json: bool, command: ActorCommand) -> Result<(
             let name = name_of(name, &file)?;
             let text = read_file(&file)?;
             let mut body = if file.extension().is_some_and(|e| e == "toml") {
-                let parsed: toml::Value = toml::from_str(&text).map_err(|e| CliError::File {
-                    path: file.display().to_string(),
-                    message: e.to_string(),
-                })?;
+                let parsed: toml::Value = toml::from_str(&text)
+                    .map_err(|e| CliError::File { path: file.display().to_string(), message: e.to_string() })?;
                 serde_json::to_value(parsed).unwrap_or_default()
             } else {
                 json!({"body": text, "outputs": outputs, "image": image})

@@ -63,13 +63,21 @@ pub async fn run(client: &Client, json: bool, command: BlobCommand) -> Result<()
         BlobCommand::List { page, page_size } => {
             let blobs = client.get(&format!("/api/v1/Blob/All?page={page}&pageSize={page_size}")).await?;
             if json {
-                return Ok(print_json(&blobs));
+                print_json(&blobs);
+                return Ok(());
             }
             let rows = blobs
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|b| vec![table::cell(&b["id"]), table::cell(&b["name"]), table::cell(&b["size"]), table::time(&b["createdAt"])])
+                .map(|b| {
+                    vec![
+                        table::cell(&b["id"]),
+                        table::cell(&b["name"]),
+                        table::cell(&b["size"]),
+                        table::time(&b["createdAt"]),
+                    ]
+                })
                 .collect();
             table::print(&["ID", "NAME", "SIZE", "CREATED"], rows);
         }

@@ -49,7 +49,8 @@ pub async fn run(client: &Client, json: bool, command: InstanceCommand) -> Resul
             }
             let instances = client.get(&format!("/api/v1/StateMachineInstance/All?{}", query.finish())).await?;
             if json {
-                return Ok(print_json(&instances));
+                print_json(&instances);
+                return Ok(());
             }
             let rows = instances
                 .as_array()
@@ -70,7 +71,8 @@ pub async fn run(client: &Client, json: bool, command: InstanceCommand) -> Resul
         InstanceCommand::Get { id } => {
             let instance = client.get(&format!("/api/v1/StateMachineInstance/{}", segment(&id))).await?;
             if json {
-                return Ok(print_json(&instance));
+                print_json(&instance);
+                return Ok(());
             }
             describe(&instance);
         }
@@ -79,7 +81,9 @@ pub async fn run(client: &Client, json: bool, command: InstanceCommand) -> Resul
             if json { print_json(&data) } else { println!("instance {id} cancelled") }
         }
         InstanceCommand::Rerun { id, stage } => {
-            let data = client.patch(&format!("/api/v1/StateMachineInstance/{}", segment(&id)), &json!({"stage": stage})).await?;
+            let data = client
+                .patch(&format!("/api/v1/StateMachineInstance/{}", segment(&id)), &json!({"stage": stage}))
+                .await?;
             if json { print_json(&data) } else { println!("instance {id} runs again from stage {stage}") }
         }
         InstanceCommand::Graph { id } => {
@@ -106,7 +110,8 @@ pub fn describe(instance: &Value) {
         let rows = actors
             .iter()
             .map(|a| {
-                let outputs: Vec<&str> = a["outputs"].as_array().into_iter().flatten().filter_map(|o| o["name"].as_str()).collect();
+                let outputs: Vec<&str> =
+                    a["outputs"].as_array().into_iter().flatten().filter_map(|o| o["name"].as_str()).collect();
                 vec![
                     table::cell(&a["name"]),
                     table::cell(&a["tag"]),

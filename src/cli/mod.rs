@@ -90,7 +90,14 @@ fn name_of(name: Option<String>, path: &std::path::Path) -> Result<String, CliEr
 
 /// Creates a named resource (`kind` as in its route, `word` as people say it), or changes
 /// it when the name is taken, and says which.
-async fn put_named(client: &Client, json: bool, kind: &str, word: &str, name: &str, body: serde_json::Value) -> Result<(), CliError> {
+async fn put_named(
+    client: &Client,
+    json: bool,
+    kind: &str,
+    word: &str,
+    name: &str,
+    body: serde_json::Value,
+) -> Result<(), CliError> {
     let done = match client.put(&format!("/api/v1/{kind}"), &body).await {
         Ok(_) => "created",
         Err(CliError::Api(message)) if message.contains("already exists") => {

@@ -44,7 +44,8 @@ pub async fn run(client: &Client, json: bool, command: NodeCommand) -> Result<()
         NodeCommand::List => {
             let nodes = client.get("/api/v1/DockerNode/All").await?;
             if json {
-                return Ok(print_json(&nodes));
+                print_json(&nodes);
+                return Ok(());
             }
             let rows = nodes
                 .as_array()
@@ -77,7 +78,8 @@ pub async fn run(client: &Client, json: bool, command: NodeCommand) -> Result<()
             (format!("node {name} added"), data)
         }
         NodeCommand::Drain { name, undo } => {
-            let data = client.patch(&format!("/api/v1/DockerNode/{}", segment(&name)), &json!({"drained": !undo})).await?;
+            let data =
+                client.patch(&format!("/api/v1/DockerNode/{}", segment(&name)), &json!({"drained": !undo})).await?;
             (format!("node {name} {}", if undo { "takes work again" } else { "drained" }), data)
         }
         NodeCommand::Rm { name } => {
@@ -85,6 +87,10 @@ pub async fn run(client: &Client, json: bool, command: NodeCommand) -> Result<()
             (format!("node {name} removed"), data)
         }
     };
-    if json { print_json(&data) } else { println!("{what}") }
+    if json {
+        print_json(&data)
+    } else {
+        println!("{what}")
+    }
     Ok(())
 }

@@ -60,11 +60,16 @@ pub async fn run(client: &Client, json: bool, args: RunArgs) -> Result<(), CliEr
         let (key, value) = split_pair(param, "-p")?;
         parameters.insert(key.to_owned(), Value::String(value.to_owned()));
     }
-    let body = json!({"name": args.machine, "initialBlobs": blobs, "parameters": parameters, "priority": args.priority});
+    let body =
+        json!({"name": args.machine, "initialBlobs": blobs, "parameters": parameters, "priority": args.priority});
     let started = client.put("/api/v1/StateMachineInstance", &body).await?;
     let id = started["id"].as_str().unwrap_or_default().to_owned();
     if !args.wait && args.output.is_none() {
-        if json { print_json(&started) } else { println!("{id}") }
+        if json {
+            print_json(&started)
+        } else {
+            println!("{id}")
+        }
         return Ok(());
     }
     if !json {

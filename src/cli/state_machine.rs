@@ -31,7 +31,8 @@ pub async fn run(client: &Client, json: bool, command: StateMachineCommand) -> R
         StateMachineCommand::List => {
             let machines = client.get("/api/v1/StateMachine/All").await?;
             if json {
-                return Ok(print_json(&machines));
+                print_json(&machines);
+                return Ok(());
             }
             let rows = machines
                 .as_array()
@@ -47,7 +48,8 @@ pub async fn run(client: &Client, json: bool, command: StateMachineCommand) -> R
         StateMachineCommand::Get { name } => {
             let machine = client.get(&format!("/api/v1/StateMachine/{}", segment(&name))).await?;
             if json {
-                return Ok(print_json(&machine));
+                print_json(&machine);
+                return Ok(());
             }
             println!("name:   {}", table::cell(&machine["name"]));
             println!("limits: {}", table::cell(&machine["limitation"]));

@@ -14,7 +14,7 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::archive::{self, Extracted};
-use super::{DockerError, DockerClient};
+use super::{DockerClient, DockerError};
 
 /// A file put into `/workdir` before the actor starts.
 #[derive(Debug, Clone)]
@@ -104,7 +104,11 @@ impl DockerClient {
                 limits
                     .ulimits
                     .iter()
-                    .map(|(name, value)| ResourcesUlimits { name: Some(name.clone()), soft: Some(*value), hard: Some(*value) })
+                    .map(|(name, value)| ResourcesUlimits {
+                        name: Some(name.clone()),
+                        soft: Some(*value),
+                        hard: Some(*value),
+                    })
                     .collect(),
             ),
             network_mode: (!limits.enable_network).then(|| "none".to_owned()),
@@ -118,7 +122,11 @@ impl DockerClient {
         };
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
-            entrypoint: Some(if shebang { vec!["/actor/run".into()] } else { vec!["/bin/sh".into(), "/actor/run".into()] }),
+            entrypoint: Some(if shebang {
+                vec!["/actor/run".into()]
+            } else {
+                vec!["/bin/sh".into(), "/actor/run".into()]
+            }),
             cmd: Some(vec![]),
             working_dir: Some("/workdir".into()),
             user: Some(format!("{0}:{0}", archive::ACTOR_UID)),
@@ -144,12 +152,12 @@ impl DockerClient {
     ) -> Result<ContainerOutcome, DockerError> {
         let result = self.drive(id, spec, cancel, &mut timings).await;
         let removal = Instant::now();
-        if !spec.keep || result.is_err() {
-            if let Err(err) = self.remove_container(id).await {
-                tracing::warn!(node = %self.node, container = %id, error = %err, "cannot remove container");
-                if result.is_ok() {
-                    return Err(err);
-                }
+        if (!spec.keep || result.is_err())
+            && let Err(err) = self.remove_container(id).await
+        {
+            tracing::warn!(node = %self.node, container = %id, error = %err, "cannot remove container");
+            if result.is_ok() {
+                return Err(err);
             }
         }
         timings.remove = removal.elapsed();
@@ -212,7 +220,10 @@ impl DockerClient {
             let options = KillContainerOptionsBuilder::default().signal("SIGKILL").build();
             match self.call("killing the container", self.docker.kill_container(id, Some(options))).await {
                 // 409: it ended on its own meanwhile.
-                Err(DockerError::Engine { source: bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }, .. }) => {}
+                Err(DockerError::Engine {
+                    source: bollard::errors::Error::DockerResponseServerError { status_code: 409, .. },
+                    ..
+                }) => {}
                 other => other?,
             }
         }
@@ -243,7 +254,12 @@ impl DockerClient {
         Ok(outcome)
     }
 
-    async fn collect_outputs(&self, id: &str, spec: &ContainerSpec, outcome: &mut ContainerOutcome) -> Result<(), DockerError> {
+    async fn collect_outputs(
+        &self,
+        id: &str,
+        spec: &ContainerSpec,
+        outcome: &mut ContainerOutcome,
+    ) -> Result<(), DockerError> {
         let mut wanted = spec.outputs.clone();
         if let Some(Extracted::File(bytes)) = self.fetch_file(id, "return.json", 1 << 20).await? {
             match serde_json::from_slice::<ReturnFile>(&bytes) {
@@ -276,11 +292,12 @@ impl DockerClient {
         let ceiling = limit.saturating_add(64 << 10);
         let deadline = Instant::now() + self.call_timeout.max(Duration::from_secs(1)) * 4;
         loop {
-            let next = tokio::time::timeout_at(deadline.into(), stream.next()).await.map_err(|_| DockerError::Timeout {
-                node: self.node.clone(),
-                doing: "downloading an output",
-                secs: self.call_timeout.as_secs() * 4,
-            })?;
+            let next =
+                tokio::time::timeout_at(deadline.into(), stream.next()).await.map_err(|_| DockerError::Timeout {
+                    node: self.node.clone(),
+                    doing: "downloading an output",
+                    secs: self.call_timeout.as_secs() * 4,
+                })?;
             match next {
                 None => break,
                 Some(Ok(chunk)) => {
@@ -289,9 +306,15 @@ impl DockerClient {
                         return Ok(Some(Extracted::TooLarge));
                     }
                 }
-                Some(Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })) => return Ok(None),
+                Some(Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })) => {
+                    return Ok(None);
+                }
                 Some(Err(source)) => {
-                    return Err(DockerError::Engine { node: self.node.clone(), doing: "downloading an output", source });
+                    return Err(DockerError::Engine {
+                        node: self.node.clone(),
+                        doing: "downloading an output",
+                        source,
+                    });
                 }
             }
         }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bollard::query_parameters::ImportImageOptionsBuilder;
 use futures::StreamExt;
 
-use super::{DockerError, DockerClient};
+use super::{DockerClient, DockerError};
 
 /// How long moving one image between nodes may take.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(900);
@@ -17,9 +17,10 @@ impl DockerClient {
     pub async fn has_image(&self, image: &str) -> Result<bool, DockerError> {
         match self.call("inspecting an image", self.docker.inspect_image(image)).await {
             Ok(_) => Ok(true),
-            Err(DockerError::Engine { source: bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }, .. }) => {
-                Ok(false)
-            }
+            Err(DockerError::Engine {
+                source: bollard::errors::Error::DockerResponseServerError { status_code: 404, .. },
+                ..
+            }) => Ok(false),
             Err(other) => Err(other),
         }
     }

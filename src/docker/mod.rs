@@ -108,9 +108,8 @@ impl DockerClient {
             let host = address.replacen("tcp://", "http://", 1);
             Docker::connect_with_http(&host, secs, API_DEFAULT_VERSION).map_err(err)?
         };
-        let docker = timed(node, "negotiating the API version", call_timeout, docker.negotiate_version())
-            .await?
-            .map_err(err)?;
+        let docker =
+            timed(node, "negotiating the API version", call_timeout, docker.negotiate_version()).await?.map_err(err)?;
         Ok(DockerClient { node: node.to_owned(), docker, call_timeout })
     }
 
@@ -125,9 +124,11 @@ impl DockerClient {
         doing: &'static str,
         future: impl Future<Output = Result<T, bollard::errors::Error>>,
     ) -> Result<T, DockerError> {
-        timed(&self.node, doing, self.call_timeout, future)
-            .await?
-            .map_err(|source| DockerError::Engine { node: self.node.clone(), doing, source })
+        timed(&self.node, doing, self.call_timeout, future).await?.map_err(|source| DockerError::Engine {
+            node: self.node.clone(),
+            doing,
+            source,
+        })
     }
 
     /// Ids of the containers carrying `label=value` (running or not).
@@ -142,7 +143,10 @@ impl DockerClient {
     pub async fn remove_container(&self, id: &str) -> Result<(), DockerError> {
         let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
         match self.call("removing a container", self.docker.remove_container(id, Some(options))).await {
-            Err(DockerError::Engine { source: bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }, .. }) => Ok(()),
+            Err(DockerError::Engine {
+                source: bollard::errors::Error::DockerResponseServerError { status_code: 404, .. },
+                ..
+            }) => Ok(()),
             other => other,
         }
     }
@@ -159,8 +163,15 @@ impl DockerClient {
 }
 
 /// Bounds an engine call in time.
-async fn timed<T>(node: &str, doing: &'static str, limit: Duration, future: impl Future<Output = T>) -> Result<T, DockerError> {
-    tokio::time::timeout(limit, future)
-        .await
-        .map_err(|_| DockerError::Timeout { node: node.to_owned(), doing, secs: limit.as_secs() })
+async fn timed<T>(
+    node: &str,
+    doing: &'static str,
+    limit: Duration,
+    future: impl Future<Output = T>,
+) -> Result<T, DockerError> {
+    tokio::time::timeout(limit, future).await.map_err(|_| DockerError::Timeout {
+        node: node.to_owned(),
+        doing,
+        secs: limit.as_secs(),
+    })
 }

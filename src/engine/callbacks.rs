@@ -90,7 +90,9 @@ async fn build_client(config: &CallbackConfig, cancel: &CancellationToken) -> Op
             .build();
         match built {
             Ok(client) => return Some(client),
-            Err(err) => tracing::error!(error = %crate::errors::with_causes(&err), "cannot build the HTTP client for callbacks"),
+            Err(err) => {
+                tracing::error!(error = %crate::errors::with_causes(&err), "cannot build the HTTP client for callbacks")
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(10)) => {}
@@ -141,7 +143,13 @@ async fn start_due(
 }
 
 /// One try of one claimed delivery, recorded in the store.
-async fn deliver(store: Store, client: reqwest::Client, config: Arc<CallbackConfig>, metrics: Metrics, callback: Callback) {
+async fn deliver(
+    store: Store,
+    client: reqwest::Client,
+    config: Arc<CallbackConfig>,
+    metrics: Metrics,
+    callback: Callback,
+) {
     let attempt = callback.attempts;
     let outcome = send(&client, &config, &callback).await;
     let recorded = match &outcome {

@@ -17,10 +17,10 @@ use crate::config::LimitsConfig;
 use crate::docker::{
     ContainerOutcome, ContainerSpec, DockerError, InputFile, LABEL_ACTOR, LABEL_INSTANCE, LABEL_SERVICE, Timings,
 };
+use crate::metrics::Metrics;
 use crate::model::actor::Actor;
 use crate::model::blob::BlobRef;
 use crate::model::limitation::Limitation;
-use crate::metrics::Metrics;
 use crate::model::now_millis;
 use crate::store::{BlobUpload, ContentSource, Store};
 
@@ -143,7 +143,12 @@ impl Executor {
         report
     }
 
-    async fn run_attempts(&self, job: &ActorJob, cancel: &CancellationToken, report: &mut ActorReport) -> Result<(), String> {
+    async fn run_attempts(
+        &self,
+        job: &ActorJob,
+        cancel: &CancellationToken,
+        report: &mut ActorReport,
+    ) -> Result<(), String> {
         let inputs = self.load_inputs(&job.inputs).await?;
         let layers: Vec<Option<&Limitation>> =
             job.limitation.iter().map(Some).chain([job.actor.limitation.as_ref()]).collect();
@@ -269,7 +274,11 @@ impl Executor {
         report.container = Some(outcome.container_id.clone());
         report.timings = Some(outcome.timings.clone());
         for (name, bytes) in &outcome.outputs {
-            let upload = BlobUpload { name: name.clone(), remark: format!("output of {}", job.actor.name), time_stamp: now_millis() };
+            let upload = BlobUpload {
+                name: name.clone(),
+                remark: format!("output of {}", job.actor.name),
+                time_stamp: now_millis(),
+            };
             let blob = self
                 .store
                 .put_blob(&upload, ContentSource::Bytes(bytes), self.chunk_size)

@@ -190,28 +190,31 @@ impl InstanceRunner {
         let runner = self.clone();
         let stopping = stopping.clone();
         let span = tracing::info_span!("instance", instance_id = %id);
-        self.shared.tasks.spawn(async move {
-            tracing::info!("instance running");
-            match runner.drive(id, &run_id, &token).await {
-                Ok(()) => {}
-                // The service is stopping: back to the queue, for the next start.
-                Err(Interrupted::Stopped) if stopping.is_cancelled() => {
-                    if let Err(err) = runner.shared.store.requeue_instance(id, &run_id).await {
-                        tracing::warn!(instance_id = %id, error = %err, "cannot put an instance back in the queue");
+        self.shared.tasks.spawn(
+            async move {
+                tracing::info!("instance running");
+                match runner.drive(id, &run_id, &token).await {
+                    Ok(()) => {}
+                    // The service is stopping: back to the queue, for the next start.
+                    Err(Interrupted::Stopped) if stopping.is_cancelled() => {
+                        if let Err(err) = runner.shared.store.requeue_instance(id, &run_id).await {
+                            tracing::warn!(instance_id = %id, error = %err, "cannot put an instance back in the queue");
+                        }
+                    }
+                    Err(Interrupted::Stopped) => {}
+                    Err(Interrupted::Store(err)) => {
+                        tracing::error!(instance_id = %id, error = %err, "instance run broke off");
+                        let message = format!("internal error: {err}");
+                        let _ = runner.finish(id, &run_id, Status::Failed, None, Some(&message)).await;
                     }
                 }
-                Err(Interrupted::Stopped) => {}
-                Err(Interrupted::Store(err)) => {
-                    tracing::error!(instance_id = %id, error = %err, "instance run broke off");
-                    let message = format!("internal error: {err}");
-                    let _ = runner.finish(id, &run_id, Status::Failed, None, Some(&message)).await;
+                let mut active = runner.active();
+                if active.get(&id).is_some_and(|(run, _)| run == &run_id) {
+                    active.remove(&id);
                 }
             }
-            let mut active = runner.active();
-            if active.get(&id).is_some_and(|(run, _)| run == &run_id) {
-                active.remove(&id);
-            }
-        }.instrument(span));
+            .instrument(span),
+        );
     }
 
     /// Replays the script and performs what it waits on, until the instance ends.
@@ -234,7 +237,9 @@ impl InstanceRunner {
             let history = store.events(id).await?;
             let outcome = self.replay(&script, &view, history.clone(), run_id).await?;
             match outcome {
-                Outcome::Finished(value) => return self.finish(id, run_id, Status::Succeeded, Some(&value), None).await,
+                Outcome::Finished(value) => {
+                    return self.finish(id, run_id, Status::Succeeded, Some(&value), None).await;
+                }
                 Outcome::Failed(message) => return self.finish(id, run_id, Status::Failed, None, Some(&message)).await,
                 Outcome::Suspended(position) => {
                     let events = store.events(id).await?;
@@ -251,7 +256,13 @@ impl InstanceRunner {
     }
 
     /// One run of the script, on a blocking thread from a bounded set.
-    async fn replay(&self, script: &str, view: &InstanceView, history: Vec<RecordedCall>, run_id: &str) -> Result<Outcome, Interrupted> {
+    async fn replay(
+        &self,
+        script: &str,
+        view: &InstanceView,
+        history: Vec<RecordedCall>,
+        run_id: &str,
+    ) -> Result<Outcome, Interrupted> {
         let _slot = self.shared.script_slots.acquire().await.map_err(|_| Interrupted::Stopped)?;
         let host: Arc<dyn HostEffects> = Arc::new(StoreHost {
             store: self.shared.store.clone(),
@@ -480,8 +491,16 @@ impl HostEffects for StoreHost {
 
     fn upload(&self, name: &str, bytes: &[u8]) -> Result<BlobRef, String> {
         self.handle.block_on(async {
-            let upload = BlobUpload { name: name.to_owned(), remark: format!("from instance {}", self.instance), time_stamp: crate::model::now_millis() };
-            let blob = self.store.put_blob(&upload, ContentSource::Bytes(bytes), self.chunk_size).await.map_err(|e| e.to_string())?;
+            let upload = BlobUpload {
+                name: name.to_owned(),
+                remark: format!("from instance {}", self.instance),
+                time_stamp: crate::model::now_millis(),
+            };
+            let blob = self
+                .store
+                .put_blob(&upload, ContentSource::Bytes(bytes), self.chunk_size)
+                .await
+                .map_err(|e| e.to_string())?;
             Ok(BlobRef { id: blob.id, name: name.to_owned(), tag: None })
         })
     }

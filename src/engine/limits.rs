@@ -28,11 +28,7 @@ pub fn service_defaults(config: &LimitsConfig) -> Limitation {
 
 /// Concrete limits from `layers`, most specific first, over the service's defaults.
 pub fn resolve(layers: &[Option<&Limitation>], config: &LimitsConfig) -> Limits {
-    let merged = layers
-        .iter()
-        .rev()
-        .flatten()
-        .fold(service_defaults(config), |acc, layer| layer.over(&acc));
+    let merged = layers.iter().rev().flatten().fold(service_defaults(config), |acc, layer| layer.over(&acc));
     let memory = merged.memory.unwrap_or(config.memory) as i64;
     // Unset, swap keeps the service's allowance above whatever memory limit applies; swap
     // below memory makes no sense to the engine.

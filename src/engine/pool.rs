@@ -153,7 +153,8 @@ fn dispatch(state: &mut PoolState, pool: &NodePool) {
         let Some(node) = state.nodes.get_mut(&node_name) else { return };
         let Some(client) = node.client.clone() else { return };
         node.running.insert(id, waiter.description);
-        let lease = Lease { pool: Some(pool.clone()), id, node: node_name.clone(), image: node.record.image.clone(), client };
+        let lease =
+            Lease { pool: Some(pool.clone()), id, node: node_name.clone(), image: node.record.image.clone(), client };
         if let Err(mut lease) = waiter.tx.send(lease) {
             // The waiter left between the check and the send: take the slot back here,
             // as the lease's own drop would take the lock we hold.
@@ -357,7 +358,11 @@ impl NodePool {
 }
 
 /// Connects (when needed) and pings one node.
-async fn probe(record: &NodeRecord, client: Option<DockerClient>, timeout: Duration) -> Result<DockerClient, DockerError> {
+async fn probe(
+    record: &NodeRecord,
+    client: Option<DockerClient>,
+    timeout: Duration,
+) -> Result<DockerClient, DockerError> {
     let client = match client {
         Some(client) => client,
         None => DockerClient::connect(&record.name, &record.address, record.tls.as_ref(), timeout).await?,
@@ -382,15 +387,19 @@ pub async fn run_probes(pool: NodePool, cancel: tokio_util::sync::CancellationTo
     }
 }
 
+/// Held while an image is checked or loaded on a node; its value says whether the image is
+/// known to be there.
+type ImageLock = Arc<tokio::sync::Mutex<bool>>;
+
 /// Per node and image, one load at a time.
 #[derive(Default)]
 pub struct ImageLocks {
-    locks: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<bool>>>>,
+    locks: Mutex<HashMap<(String, String), ImageLock>>,
 }
 
 impl ImageLocks {
     /// The lock for `image` on `node`; its value says whether the image is known present.
-    pub fn get(&self, node: &str, image: &str) -> Arc<tokio::sync::Mutex<bool>> {
+    pub fn get(&self, node: &str, image: &str) -> ImageLock {
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
         locks.entry((node.to_owned(), image.to_owned())).or_default().clone()
     }

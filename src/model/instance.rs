@@ -20,7 +20,8 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 5] = [Status::Queued, Status::Running, Status::Succeeded, Status::Failed, Status::Cancelled];
+    pub const ALL: [Status; 5] =
+        [Status::Queued, Status::Running, Status::Succeeded, Status::Failed, Status::Cancelled];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -34,9 +35,7 @@ impl Status {
 
     /// Accepts the names case-insensitively, as query strings are typed by people.
     pub fn parse(s: &str) -> Option<Status> {
-        Status::ALL
-            .into_iter()
-            .find(|status| status.as_str().eq_ignore_ascii_case(s))
+        Status::ALL.into_iter().find(|status| status.as_str().eq_ignore_ascii_case(s))
     }
 
     pub fn is_finished(self) -> bool {

@@ -63,9 +63,7 @@ pub fn validate_node_name(name: &str) -> Result<(), String> {
 
 /// Accepts the engine addresses the service can reach.
 pub fn validate_address(address: &str) -> Result<(), String> {
-    let rest = ["unix://", "tcp://", "http://", "https://"]
-        .iter()
-        .find_map(|scheme| address.strip_prefix(scheme));
+    let rest = ["unix://", "tcp://", "http://", "https://"].iter().find_map(|scheme| address.strip_prefix(scheme));
     match rest {
         Some(rest) if !rest.is_empty() => Ok(()),
         _ => Err(format!(

@@ -38,7 +38,8 @@ impl InstanceView {
         map.insert("id".into(), Dynamic::from(self.id.to_string()));
         map.insert("name".into(), Dynamic::from(self.name.clone()));
         map.insert("priority".into(), Dynamic::from_int(self.priority));
-        let parameters: Map = self.parameters.iter().map(|(k, v)| (k.as_str().into(), Dynamic::from(v.clone()))).collect();
+        let parameters: Map =
+            self.parameters.iter().map(|(k, v)| (k.as_str().into(), Dynamic::from(v.clone()))).collect();
         map.insert("parameters".into(), Dynamic::from_map(parameters));
         let blobs: Array = self.initial_blobs.iter().cloned().map(|b| Dynamic::from(ScriptBlob::from(b))).collect();
         map.insert("initial_blobs".into(), Dynamic::from_array(blobs));
@@ -148,7 +149,8 @@ pub(super) fn register(engine: &mut Engine, ctx: Arc<Ctx>, host_url: Option<Stri
         validate_file_name(name).map_err(|m| throw(m, ctx.call_position()))?;
         Ok(ScriptBlob { name: name.to_owned(), ..b.clone() })
     });
-    engine.register_fn("with_tag", |b: &mut ScriptBlob, tag: &str| ScriptBlob { tag: Some(tag.to_owned()), ..b.clone() });
+    engine
+        .register_fn("with_tag", |b: &mut ScriptBlob, tag: &str| ScriptBlob { tag: Some(tag.to_owned()), ..b.clone() });
     let c = ctx.clone();
     engine.register_fn("text", move |call: NativeCallContext, b: &mut ScriptBlob| -> Fallible<String> {
         let bytes = c.host.read_blob(b.id).map_err(|e| halt(&c, Stop::Host(e), call.call_position()))?;
@@ -203,9 +205,9 @@ pub(super) fn register(engine: &mut Engine, ctx: Arc<Ctx>, host_url: Option<Stri
         let pos = call.call_position();
         let mut actors = Vec::with_capacity(jobs.len());
         for (i, job) in jobs.into_iter().enumerate() {
-            let job = job
-                .try_cast::<Map>()
-                .ok_or_else(|| throw(format!("run_actors: item {i} is not a map like #{{actor: \"A\", inputs: [..]}}"), pos))?;
+            let job = job.try_cast::<Map>().ok_or_else(|| {
+                throw(format!("run_actors: item {i} is not a map like #{{actor: \"A\", inputs: [..]}}"), pos)
+            })?;
             let name = job
                 .get("actor")
                 .and_then(|a| a.clone().into_string().ok())
@@ -227,16 +229,18 @@ pub(super) fn register(engine: &mut Engine, ctx: Arc<Ctx>, host_url: Option<Stri
         immediate(&c, "set_stage", json!({"stage": stage}), call.call_position(), || Ok(Value::Null)).map(|_| ())
     });
     let c = ctx.clone();
-    let upload = move |call: &NativeCallContext, kind: &'static str, name: &str, bytes: Vec<u8>| -> Fallible<ScriptBlob> {
-        validate_file_name(name).map_err(|m| throw(format!("{kind}: {m}"), call.call_position()))?;
-        let digest = crate::store::sha256_hex(&bytes);
-        let args = json!({"name": name, "sha256": digest});
-        let result = immediate(&c, kind, args, call.call_position(), || {
-            c.host.upload(name, &bytes).map(|b| serde_json::to_value(b).unwrap_or_default())
-        })?;
-        let blob: BlobRef = serde_json::from_value(result).map_err(|e| throw(format!("{kind}: {e}"), call.call_position()))?;
-        Ok(ScriptBlob::from(blob))
-    };
+    let upload =
+        move |call: &NativeCallContext, kind: &'static str, name: &str, bytes: Vec<u8>| -> Fallible<ScriptBlob> {
+            validate_file_name(name).map_err(|m| throw(format!("{kind}: {m}"), call.call_position()))?;
+            let digest = crate::store::sha256_hex(&bytes);
+            let args = json!({"name": name, "sha256": digest});
+            let result = immediate(&c, kind, args, call.call_position(), || {
+                c.host.upload(name, &bytes).map(|b| serde_json::to_value(b).unwrap_or_default())
+            })?;
+            let blob: BlobRef =
+                serde_json::from_value(result).map_err(|e| throw(format!("{kind}: {e}"), call.call_position()))?;
+            Ok(ScriptBlob::from(blob))
+        };
     let up = upload.clone();
     engine.register_fn("upload_text", move |call: NativeCallContext, name: &str, text: &str| {
         up(&call, "upload_text", name, text.as_bytes().to_vec())
@@ -296,7 +300,9 @@ pub(super) fn register(engine: &mut Engine, ctx: Arc<Ctx>, host_url: Option<Stri
         Ok(from_json(&result))
     };
     let h = http.clone();
-    engine.register_fn("http_invoke", move |call: NativeCallContext, method: &str, path: &str| h(&call, method, path, None));
+    engine.register_fn("http_invoke", move |call: NativeCallContext, method: &str, path: &str| {
+        h(&call, method, path, None)
+    });
     engine.register_fn("http_invoke", move |call: NativeCallContext, method: &str, path: &str, body: Dynamic| {
         http(&call, method, path, Some(body))
     });

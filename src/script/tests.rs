@@ -121,12 +121,25 @@ fn divergence_runaways_and_fail_end_the_run_with_a_message() {
             other => panic!("{script}: expected a failure, got {other:?}"),
         }
     }
-    let stage_a = RecordedCall { position: 0, kind: "set_stage".into(), args: json!({"stage": "A"}), result: Some(Value::Null), stage: None, created_at: 0 };
-    check("set_stage(\"B\");", vec![stage_a], ScriptLimits::default(), "non-deterministic script: call #1 is set_stage");
+    let stage_a = RecordedCall {
+        position: 0,
+        kind: "set_stage".into(),
+        args: json!({"stage": "A"}),
+        result: Some(Value::Null),
+        stage: None,
+        created_at: 0,
+    };
+    check(
+        "set_stage(\"B\");",
+        vec![stage_a],
+        ScriptLimits::default(),
+        "non-deterministic script: call #1 is set_stage",
+    );
     let few = ScriptLimits { max_operations: 1000, ..ScriptLimits::default() };
     check("let x = 0;\nloop { x += 1; }", vec![], few, "script exceeded 1,000 operations at line 2");
     check("fn f(n) { f(n + 1) }\nf(0)", vec![], ScriptLimits::default(), "call depth of 64");
-    let short = ScriptLimits { wall_time: std::time::Duration::from_millis(50), max_operations: 0, ..ScriptLimits::default() };
+    let short =
+        ScriptLimits { wall_time: std::time::Duration::from_millis(50), max_operations: 0, ..ScriptLimits::default() };
     check("loop { }", vec![], short, "ran longer than 50 ms");
     check("let s = \"x\"; loop { s += s; }", vec![], ScriptLimits::default(), "size limit");
     check("fail(\"no tests given\")", vec![], ScriptLimits::default(), "no tests given");

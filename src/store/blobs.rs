@@ -200,7 +200,10 @@ impl Store {
             .fetch_optional(&self.pool)
             .await
             .map_err(StoreError::db("reading a blob chunk"))?;
-        data.ok_or_else(|| StoreError::Corrupt { what: "blob content", detail: format!("chunk {index} of {sha256} is missing") })
+        data.ok_or_else(|| StoreError::Corrupt {
+            what: "blob content",
+            detail: format!("chunk {index} of {sha256} is missing"),
+        })
     }
 
     /// The whole content of a blob, for callers that need it in memory (base64 replies, small files).
@@ -224,9 +227,6 @@ impl Store {
 mod tests {
     #[test]
     fn hashes_like_sha256sum() {
-        assert_eq!(
-            super::sha256_hex(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(super::sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 }

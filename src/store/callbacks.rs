@@ -188,11 +188,11 @@ impl Store {
     /// (status `Failed`) when it is `None`. A delivery already settled is left as it is.
     pub async fn callback_failed(&self, id: Uuid, error: &str, next_attempt_at: Option<i64>) -> Result<(), StoreError> {
         let query = match next_attempt_at {
-            Some(at) => sqlx::query(
-                "UPDATE callbacks SET last_error = $1, next_attempt_at = $2 WHERE id = $3 AND status = $4",
-            )
-            .bind(error)
-            .bind(at),
+            Some(at) => {
+                sqlx::query("UPDATE callbacks SET last_error = $1, next_attempt_at = $2 WHERE id = $3 AND status = $4")
+                    .bind(error)
+                    .bind(at)
+            }
             None => sqlx::query("UPDATE callbacks SET last_error = $1, status = $2 WHERE id = $3 AND status = $4")
                 .bind(error)
                 .bind(FAILED),

@@ -125,7 +125,13 @@ impl Store {
     }
 
     /// Gives a pending call its result, if `run_id` is still the instance's run.
-    pub async fn complete_event(&self, id: Uuid, run_id: &str, position: i64, result: &Value) -> Result<bool, StoreError> {
+    pub async fn complete_event(
+        &self,
+        id: Uuid,
+        run_id: &str,
+        position: i64,
+        result: &Value,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE instance_events SET result = $1, finished_at = $2 \
              WHERE instance_id = $3 AND position = $4 AND result IS NULL AND EXISTS \
@@ -221,11 +227,12 @@ impl Store {
     /// At start-up: instances this service was running when it died go back to the queue,
     /// or fail once they have been re-run `MAX_RE_RUNS` times.
     pub async fn recover_instances(&self, service: &str) -> Result<Recovered, StoreError> {
-        let rows = sqlx::query("SELECT id, re_run_times FROM instances WHERE status = 'Running' AND execution_key = $1")
-            .bind(service)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::db("finding interrupted instances"))?;
+        let rows =
+            sqlx::query("SELECT id, re_run_times FROM instances WHERE status = 'Running' AND execution_key = $1")
+                .bind(service)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(StoreError::db("finding interrupted instances"))?;
         let mut recovered = Recovered::default();
         for row in rows {
             let get = |e| StoreError::Database { doing: "finding interrupted instances", source: e };

@@ -66,7 +66,12 @@ fn instance(row: &AnyRow) -> Result<Instance, StoreError> {
 
 impl Store {
     /// Stores a queued instance that will run `script` (a snapshot of its state machine).
-    pub async fn create_instance(&self, new: &NewInstance, script: &str, from_service: &str) -> Result<Uuid, StoreError> {
+    pub async fn create_instance(
+        &self,
+        new: &NewInstance,
+        script: &str,
+        from_service: &str,
+    ) -> Result<Uuid, StoreError> {
         let id = Uuid::new_v4();
         sqlx::query(
             "INSERT INTO instances (id, name, status, stage, initial_blobs, limitation, parameters, priority, \
@@ -195,7 +200,11 @@ impl Store {
 
     /// Marks an unfinished instance Cancelled, storing the delivery of its end to `callback`
     /// (a URL and a payload) in the same transaction; a finished one is left as it is.
-    pub async fn cancel_instance(&self, id: Uuid, callback: Option<(&str, &serde_json::Value)>) -> Result<(), StoreError> {
+    pub async fn cancel_instance(
+        &self,
+        id: Uuid,
+        callback: Option<(&str, &serde_json::Value)>,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(StoreError::db("cancelling an instance"))?;
         let done = sqlx::query(
             "UPDATE instances SET status = $1, end_time = $2, exception = $3, run_id = NULL WHERE id = $4 AND status IN ($5, $6)",

@@ -55,10 +55,7 @@ pub(super) async fn run(store: &Store) -> Result<(), StoreError> {
 
 /// Splits a migration into statements, dropping `--` comments.
 fn statements(sql: &str) -> Vec<String> {
-    let without_comments: String = sql
-        .lines()
-        .map(|line| line.split("--").next().unwrap_or_default())
-        .collect::<Vec<_>>()
-        .join("\n");
+    let without_comments: String =
+        sql.lines().map(|line| line.split("--").next().unwrap_or_default()).collect::<Vec<_>>().join("\n");
     without_comments.split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }

@@ -4,8 +4,8 @@
 
 mod actors;
 mod blobs;
-mod events;
 mod callbacks;
+mod events;
 mod instances;
 mod migrate;
 mod nodes;
@@ -129,13 +129,13 @@ impl Store {
 fn prepare_sqlite_url(url: &str) -> Result<String, StoreError> {
     let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
     let path = path.split('?').next().unwrap_or_default();
-    if !path.is_empty() && path != ":memory:" {
-        if let Some(parent) = std::path::Path::new(path).parent()
-            && !parent.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(parent)
-                .map_err(|source| StoreError::Io { doing: "creating the database folder", source })?;
-        }
+    if !path.is_empty()
+        && path != ":memory:"
+        && let Some(parent) = std::path::Path::new(path).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)
+            .map_err(|source| StoreError::Io { doing: "creating the database folder", source })?;
     }
     Ok(if url.contains("mode=") {
         url.to_owned()
@@ -171,11 +171,7 @@ impl Page {
     pub const ALL: Page = Page { offset: 0, limit: i64::MAX };
 
     fn sql(self) -> String {
-        if self.limit == i64::MAX {
-            String::new()
-        } else {
-            format!(" LIMIT {} OFFSET {}", self.limit, self.offset)
-        }
+        if self.limit == i64::MAX { String::new() } else { format!(" LIMIT {} OFFSET {}", self.limit, self.offset) }
     }
 }
 

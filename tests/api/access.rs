@@ -11,7 +11,10 @@ async fn tokens_guard_the_api_but_not_health_or_docs() {
     let bare = |method: Method, path: &str| server.client.request(method, server.url(path));
 
     server.send(bare(Method::GET, "/api/v1/Actor/All")).await.expect_error(401, "missing access token");
-    server.send(bare(Method::GET, "/api/v1/Actor/All").bearer_auth("wrong")).await.expect_error(401, "invalid access token");
+    server
+        .send(bare(Method::GET, "/api/v1/Actor/All").bearer_auth("wrong"))
+        .await
+        .expect_error(401, "invalid access token");
     server
         .send(bare(Method::PUT, "/api/v1/Actor").json(&json!({"name": "a", "body": "b"})))
         .await
@@ -31,7 +34,8 @@ async fn allow_list_refuses_other_addresses() {
     server.get("/healthz").await.expect_error(403, "acl.allow");
     server.finish().await;
 
-    let server = TestServer::start_with(Db::Sqlite, |c| c.acl.allow = vec!["10.0.0.0/8".into(), "127.0.0.1".into()]).await;
+    let server =
+        TestServer::start_with(Db::Sqlite, |c| c.acl.allow = vec!["10.0.0.0/8".into(), "127.0.0.1".into()]).await;
     server.get("/api/v1/Actor/All").await.expect_ok();
     server.finish().await;
 }

@@ -10,7 +10,10 @@ on_both_databases!(actor_lifecycle, actor_bad_input_changes_nothing);
 async fn actor_lifecycle(db: Db) {
     let server = TestServer::start(db).await;
     let first = server
-        .put("/api/v1/Actor", json!({"name": "CompileActor", "body": "gcc Main.c -o Main.out", "outputs": ["Main.out"]}))
+        .put(
+            "/api/v1/Actor",
+            json!({"name": "CompileActor", "body": "gcc Main.c -o Main.out", "outputs": ["Main.out"]}),
+        )
         .await;
     let first_id = first.expect_ok()["id"].as_str().expect("id").to_owned();
     // JoyOI's SDK sends PascalCase.
@@ -64,8 +67,18 @@ async fn actor_bad_input_changes_nothing(db: Db) {
         ("missing name", json!({"body": "x"}), 400, "missing field `name`"),
         ("missing body", json!({"name": "a"}), 400, "missing field `body`"),
         ("wrong type", json!({"name": "a", "body": 5}), 400, "field `body`"),
-        ("wrong nested type", json!({"name": "a", "body": "x", "limitation": {"memory": "lots"}}), 400, "limitation.memory"),
-        ("negative limit", json!({"name": "a", "body": "x", "limitation": {"cpuQuota": -1}}), 400, "limitation.cpuQuota"),
+        (
+            "wrong nested type",
+            json!({"name": "a", "body": "x", "limitation": {"memory": "lots"}}),
+            400,
+            "limitation.memory",
+        ),
+        (
+            "negative limit",
+            json!({"name": "a", "body": "x", "limitation": {"cpuQuota": -1}}),
+            400,
+            "limitation.cpuQuota",
+        ),
         ("tiny memory", json!({"name": "a", "body": "x", "limitation": {"memory": 1000}}), 400, "limitation.memory"),
         ("bad name", json!({"name": "a b", "body": "x"}), 400, "field `name`"),
         ("reserved name", json!({"name": "All", "body": "x"}), 400, "field `name`"),

@@ -92,7 +92,9 @@ fn bad_config_names_the_key() {
     let message = refusal(wharf().args(["serve", "--config"]).arg(&path));
     assert!(message.contains("max_size"), "{message}");
 
-    let message = refusal(wharf().current_dir(dir.path()).env("WHARF_SERVER_BIND", "nowhere").args(["serve", "--config"]).arg(&path));
+    let message = refusal(
+        wharf().current_dir(dir.path()).env("WHARF_SERVER_BIND", "nowhere").args(["serve", "--config"]).arg(&path),
+    );
     assert!(message.contains("max_size") || message.contains("server.bind"), "{message}");
 
     std::fs::write(&path, "[server]\nbind = \"127.0.0.1:0\"\n").expect("write");

@@ -60,7 +60,8 @@ async fn raw_upload_streams_and_dedups(db: Db) {
     assert_ne!(first, second, "each upload is its own blob");
 
     for id in [&first, &second] {
-        let response = server.request(Method::GET, &format!("/api/v1/Blob/{id}/content")).send().await.expect("download");
+        let response =
+            server.request(Method::GET, &format!("/api/v1/Blob/{id}/content")).send().await.expect("download");
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["content-length"], bytes.len().to_string().as_str());
         assert_eq!(response.headers()["x-blob-sha256"], wharf::store::sha256_hex(&bytes).as_str());
@@ -88,7 +89,9 @@ async fn oversized_and_bad_blobs_are_refused(db: Db) {
     let request = server.request(Method::PUT, "/api/v1/Blob/raw?name=big.bin").body(too_big.clone());
     server.send(request).await.expect_error(413, "blobs.max_size");
     // Without a length up front the limit is still enforced while streaming.
-    let stream = futures::stream::iter(too_big.chunks(64 << 10).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>());
+    let stream = futures::stream::iter(
+        too_big.chunks(64 << 10).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>(),
+    );
     let request = server.request(Method::PUT, "/api/v1/Blob/raw?name=big.bin").body(reqwest::Body::wrap_stream(stream));
     server.send(request).await.expect_error(413, "blobs.max_size");
     server.put("/api/v1/Blob", json!({"body": b64(&too_big)})).await.expect_error(413, "blobs.max_size");

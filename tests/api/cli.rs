@@ -58,7 +58,8 @@ async fn resources_from_the_command_line() {
     let base = server.base.clone();
     let cli = |args: &'static [&'static str]| wharf(&base, d, args);
 
-    std::fs::write(d.join("shout.toml"), "body = \"tr a-z A-Z < in.txt > out.txt\"\noutputs = [\"out.txt\"]\n").expect("write");
+    std::fs::write(d.join("shout.toml"), "body = \"tr a-z A-Z < in.txt > out.txt\"\noutputs = [\"out.txt\"]\n")
+        .expect("write");
     std::fs::write(d.join("echo.sh"), "cat in.txt > out.txt\n").expect("write");
     assert!(cli(&["actor", "put", "shout.toml"]).await.ok().stdout.contains("actor shout created"));
     cli(&["actor", "put", "echo.sh", "--output", "out.txt"]).await.ok();
@@ -109,22 +110,39 @@ async fn run_waits_and_reports() {
     let d = dir.path();
     let base = server.base.clone();
     server.put("/api/v1/StateMachine", json!({"name": "echoes", "body": "set_stage(\"Read\");\n#{ text: instance.initial_blobs[0].text(), mode: instance.parameters.Mode }"})).await.expect_ok();
-    server.put("/api/v1/StateMachine", json!({"name": "refuses", "body": "fail(\"no tests given\")"})).await.expect_ok();
-    server.put("/api/v1/StateMachine", json!({"name": "waits", "body": "set_stage(\"Wait\");\nsleep(60000);\n1"})).await.expect_ok();
+    server
+        .put("/api/v1/StateMachine", json!({"name": "refuses", "body": "fail(\"no tests given\")"}))
+        .await
+        .expect_ok();
+    server
+        .put("/api/v1/StateMachine", json!({"name": "waits", "body": "set_stage(\"Wait\");\nsleep(60000);\n1"}))
+        .await
+        .expect_ok();
     std::fs::write(d.join("note.txt"), "hello").expect("write");
 
-    let done = wharf(&base, d, &["--json", "run", "echoes", "-i", "in.txt=note.txt", "-p", "Mode=fast", "--wait"]).await.ok();
+    let done =
+        wharf(&base, d, &["--json", "run", "echoes", "-i", "in.txt=note.txt", "-p", "Mode=fast", "--wait"]).await.ok();
     let instance = done.json();
     assert_eq!(instance["status"], "Succeeded");
     assert_eq!(instance["result"], json!({"text": "hello", "mode": "fast"}));
     assert_eq!(instance["initialBlobs"][0]["name"], "in.txt");
 
     let human = wharf(&base, d, &["run", "echoes", "-i", "note.txt", "--wait"]).await.ok();
-    assert!(human.stderr.contains("Succeeded stage Read"), "plain progress lines when not a terminal: {}", human.stderr);
-    assert!(human.stdout.contains("status:    Succeeded") && human.stdout.contains("\"text\": \"hello\""), "{}", human.stdout);
+    assert!(
+        human.stderr.contains("Succeeded stage Read"),
+        "plain progress lines when not a terminal: {}",
+        human.stderr
+    );
+    assert!(
+        human.stdout.contains("status:    Succeeded") && human.stdout.contains("\"text\": \"hello\""),
+        "{}",
+        human.stdout
+    );
 
     wharf(&base, d, &["run", "refuses", "--wait"]).await.fails_with("Failed: no tests given");
-    wharf(&base, d, &["run", "nothing-by-this-name"]).await.fails_with("state machine `nothing-by-this-name` not found");
+    wharf(&base, d, &["run", "nothing-by-this-name"])
+        .await
+        .fails_with("state machine `nothing-by-this-name` not found");
     wharf(&base, d, &["run", "echoes", "-i", "missing.txt"]).await.fails_with("missing.txt");
     wharf(&base, d, &["run", "echoes", "-p", "novalue"]).await.fails_with("is not key=value");
 
@@ -132,7 +150,9 @@ async fn run_waits_and_reports() {
     crate::instances::wait_instance(&server, &id, "waiting", |i| i["stage"] == "Wait").await;
     let listed = wharf(&base, d, &["--json", "instance", "list", "--status", "Running"]).await.ok().json();
     assert_eq!(listed[0]["id"], id.as_str());
-    wharf(&base, d, &["instance", "rerun", &id, "--stage", "Nowhere"]).await.fails_with("never reached stage `Nowhere`");
+    wharf(&base, d, &["instance", "rerun", &id, "--stage", "Nowhere"])
+        .await
+        .fails_with("never reached stage `Nowhere`");
     wharf(&base, d, &["instance", "rerun", &id, "--stage", "Wait"]).await.ok();
     let graph = wharf(&base, d, &["instance", "graph", &id]).await.ok().stdout;
     assert!(graph.starts_with("digraph"), "{graph}");
@@ -148,12 +168,16 @@ async fn run_waits_and_reports() {
 async fn unreachable_service_and_bad_tokens_say_what_to_do() {
     let dir = tempfile::tempdir().expect("dir");
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    wharf(&format!("http://127.0.0.1:{closed}"), dir.path(), &["actor", "list"]).await.fails_with("cannot reach the wharf service");
+    wharf(&format!("http://127.0.0.1:{closed}"), dir.path(), &["actor", "list"])
+        .await
+        .fails_with("cannot reach the wharf service");
     wharf("ftp://x", dir.path(), &["actor", "list"]).await.fails_with("not an http://");
 
     let server = TestServer::start_with(Db::Sqlite, |c| c.auth.tokens = vec!["s3cret".into()]).await;
     wharf(&server.base, dir.path(), &["actor", "list"]).await.fails_with("missing access token");
-    wharf(&server.base, dir.path(), &["--token", "wrong", "actor", "list"]).await.fails_with("invalid access token (set --token or WHARF_TOKEN)");
+    wharf(&server.base, dir.path(), &["--token", "wrong", "actor", "list"])
+        .await
+        .fails_with("invalid access token (set --token or WHARF_TOKEN)");
     wharf(&server.base, dir.path(), &["--token", "s3cret", "actor", "list"]).await.ok();
     server.finish().await;
 }

@@ -52,15 +52,22 @@ async fn spec_and_router_agree() {
                 continue;
             }
             operations += 1;
-            let concrete = path.replace("{name}", "no-such-thing").replace("{id}", "00000000-0000-0000-0000-000000000000");
+            let concrete =
+                path.replace("{name}", "no-such-thing").replace("{id}", "00000000-0000-0000-0000-000000000000");
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
-            let request = server.request(method.clone(), &concrete).header("content-type", "application/json").body("{}");
+            let request =
+                server.request(method.clone(), &concrete).header("content-type", "application/json").body("{}");
             let response = request.send().await.expect("request reaches the server");
             let status = response.status().as_u16();
             let text = response.text().await.expect("read body");
             // Not every answer is an envelope (`/metrics` is text); the fallbacks' always are.
-            let msg = serde_json::from_str::<serde_json::Value>(&text).ok().and_then(|body| body["msg"].as_str().map(str::to_owned));
-            assert!(!msg.is_some_and(|msg| msg.starts_with("no route")), "{method} {concrete} reaches a handler: {text}");
+            let msg = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|body| body["msg"].as_str().map(str::to_owned));
+            assert!(
+                !msg.is_some_and(|msg| msg.starts_with("no route")),
+                "{method} {concrete} reaches a handler: {text}"
+            );
             assert_ne!(status, 405, "{method} {concrete} is routed");
         }
     }

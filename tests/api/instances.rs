@@ -110,7 +110,11 @@ async fn instance_bad_input_changes_nothing(db: Db) {
     let missing = uuid::Uuid::new_v4().to_string();
     let cases: Vec<(serde_json::Value, u16, &str)> = vec![
         (json!({"name": "nope"}), 404, "state machine `nope` not found"),
-        (json!({"name": "judge", "initialBlobs": [{"id": blob, "name": "a"}, {"id": missing, "name": "b"}]}), 404, "initialBlobs[1].id"),
+        (
+            json!({"name": "judge", "initialBlobs": [{"id": blob, "name": "a"}, {"id": missing, "name": "b"}]}),
+            404,
+            "initialBlobs[1].id",
+        ),
         (json!({"name": "judge", "initialBlobs": [{"id": "123", "name": "a"}]}), 400, "initialBlobs[0].id"),
         (json!({"name": "judge", "initialBlobs": [{"id": blob}]}), 400, "missing field `name`"),
         (json!({"name": "judge", "initialBlobs": [{"id": blob, "name": "x/y"}]}), 400, "initialBlobs[0].name"),
@@ -128,7 +132,10 @@ async fn instance_bad_input_changes_nothing(db: Db) {
     server.get(&format!("/api/v1/StateMachineInstance/{unknown}")).await.expect_error(404, &unknown.to_string());
     server.get("/api/v1/StateMachineInstance/xyz").await.expect_error(400, "not a valid instance id");
     server.delete(&format!("/api/v1/StateMachineInstance/{unknown}")).await.expect_error(404, "not found");
-    server.patch(&format!("/api/v1/StateMachineInstance/{unknown}"), json!({"stage": "A"})).await.expect_error(404, "not found");
+    server
+        .patch(&format!("/api/v1/StateMachineInstance/{unknown}"), json!({"stage": "A"}))
+        .await
+        .expect_error(404, "not found");
     server.get("/api/v1/StateMachineInstance/All?status=Done").await.expect_error(400, "query parameter `status`");
     server.get("/api/v1/StateMachineInstance/All?begin_time=soon").await.expect_error(400, "begin_time");
     server.get("/api/v1/StateMachineInstance/All?page=0").await.expect_error(400, "page");
@@ -148,7 +155,6 @@ async fn instance_bad_input_changes_nothing(db: Db) {
     assert_eq!(unchanged.expect_ok()["parameters"], json!({}));
     server.finish().await;
 }
-
 
 async fn scripts_that_misbehave_fail_with_a_reason(db: Db) {
     let server = TestServer::start_with(db, |c| c.scripts.max_operations = 10_000).await;
@@ -174,14 +180,16 @@ async fn scripts_that_misbehave_fail_with_a_reason(db: Db) {
     server.finish().await;
 }
 
-
 /// A script whose calls depend on something outside its record (here a parameter changed
 /// between two runs of the service) no longer matches its history: it fails, clearly.
 async fn a_script_that_changes_its_calls_is_caught_on_replay(db: Db) {
     let server = TestServer::start(db).await;
     let body = "if instance.parameters.Mode == \"a\" { set_stage(\"A\"); } else { set_stage(\"B\"); }\nsleep(3000);\n1";
     server.put("/api/v1/StateMachine", json!({"name": "fickle", "body": body})).await.expect_ok();
-    let id = server.put("/api/v1/StateMachineInstance", json!({"name": "fickle", "parameters": {"Mode": "a"}})).await.expect_ok()["id"]
+    let id = server
+        .put("/api/v1/StateMachineInstance", json!({"name": "fickle", "parameters": {"Mode": "a"}}))
+        .await
+        .expect_ok()["id"]
         .as_str()
         .expect("id")
         .to_owned();

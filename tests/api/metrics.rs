@@ -46,15 +46,14 @@ fn check_format(text: &str) {
             assert!(types.insert(name.to_owned(), kind.to_owned()).is_none(), "one TYPE for {name}");
         } else {
             let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("a sample: `{line}`"));
-            assert!(
-                value.parse::<f64>().is_ok() || ["+Inf", "-Inf", "NaN"].contains(&value),
-                "value of `{line}`"
-            );
+            assert!(value.parse::<f64>().is_ok() || ["+Inf", "-Inf", "NaN"].contains(&value), "value of `{line}`");
             let name = series.split('{').next().expect("name");
             assert!(name.starts_with("wharf_"), "prefixed: {line}");
             let family = ["_bucket", "_sum", "_count"]
                 .iter()
-                .find_map(|suffix| name.strip_suffix(suffix).filter(|f| types.get(*f).is_some_and(|t| t == "histogram")))
+                .find_map(|suffix| {
+                    name.strip_suffix(suffix).filter(|f| types.get(*f).is_some_and(|t| t == "histogram"))
+                })
                 .unwrap_or(name);
             assert!(types.contains_key(family), "`{line}` follows the TYPE of its family");
         }
@@ -128,7 +127,8 @@ async fn metrics_show_instances_nodes_callbacks_and_requests(db: Db) {
     };
     expect(&text, "wharf_callback_deliveries_total{outcome=\"failed_attempt\"}", 1.0);
 
-    for (status, count) in [("Queued", 0.0), ("Running", 1.0), ("Succeeded", 2.0), ("Failed", 1.0), ("Cancelled", 1.0)] {
+    for (status, count) in [("Queued", 0.0), ("Running", 1.0), ("Succeeded", 2.0), ("Failed", 1.0), ("Cancelled", 1.0)]
+    {
         expect(&text, &format!("wharf_instances{{status=\"{status}\"}}"), count);
     }
 
@@ -141,14 +141,29 @@ async fn metrics_show_instances_nodes_callbacks_and_requests(db: Db) {
 
     // Requests by route template, never by raw path.
     expect(&text, "wharf_http_requests_total{method=\"PUT\",route=\"/api/v1/StateMachine\",status=\"200\"}", 3.0);
-    expect(&text, "wharf_http_requests_total{method=\"PUT\",route=\"/api/v1/StateMachineInstance\",status=\"200\"}", 5.0);
-    expect(&text, "wharf_http_requests_total{method=\"DELETE\",route=\"/api/v1/StateMachineInstance/{id}\",status=\"200\"}", 1.0);
+    expect(
+        &text,
+        "wharf_http_requests_total{method=\"PUT\",route=\"/api/v1/StateMachineInstance\",status=\"200\"}",
+        5.0,
+    );
+    expect(
+        &text,
+        "wharf_http_requests_total{method=\"DELETE\",route=\"/api/v1/StateMachineInstance/{id}\",status=\"200\"}",
+        1.0,
+    );
     expect(&text, "wharf_http_requests_total{method=\"GET\",route=\"/api/v1/Actor/{name}\",status=\"404\"}", 1.0);
     expect(&text, "wharf_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"}", 1.0);
-    let polls = value(&text, "wharf_http_requests_total{method=\"GET\",route=\"/api/v1/StateMachineInstance/{id}\",status=\"200\"}");
+    let polls = value(
+        &text,
+        "wharf_http_requests_total{method=\"GET\",route=\"/api/v1/StateMachineInstance/{id}\",status=\"200\"}",
+    );
     assert!(polls.is_some_and(|n| n >= 5.0), "instance polls counted: {polls:?}");
     expect(&text, "wharf_http_request_duration_seconds_count{method=\"PUT\",route=\"/api/v1/StateMachine\"}", 3.0);
-    expect(&text, "wharf_http_request_duration_seconds_bucket{method=\"PUT\",route=\"/api/v1/StateMachine\",le=\"+Inf\"}", 3.0);
+    expect(
+        &text,
+        "wharf_http_request_duration_seconds_bucket{method=\"PUT\",route=\"/api/v1/StateMachine\",le=\"+Inf\"}",
+        3.0,
+    );
     for id in [&delivered, &running, &cancelled, &failed] {
         assert!(!text.contains(id.as_str()), "no series names instance {id}");
     }
@@ -197,7 +212,8 @@ async fn executor_times_every_actor_it_ends() {
         created_at: now,
         updated_at: now,
     };
-    let job = ActorJob { instance_id: None, actor, inputs: vec![], limitation: vec![], priority: 0, debug: false, tag: None };
+    let job =
+        ActorJob { instance_id: None, actor, inputs: vec![], limitation: vec![], priority: 0, debug: false, tag: None };
     let cancel = CancellationToken::new();
     cancel.cancel();
     let report = tokio::time::timeout(Duration::from_secs(10), executor.run(&job, &cancel)).await.expect("ends");

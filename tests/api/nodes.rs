@@ -63,7 +63,10 @@ async fn bad_nodes_are_refused(db: Db) {
         (json!({"name": "n", "address": "tcp://h:1", "capacity": 0}), "field `capacity`"),
         (json!({"name": "n", "address": "tcp://h:1", "capacity": "many"}), "field `capacity`"),
         (json!({"name": "n", "address": "https://h:2376"}), "field `tls`"),
-        (json!({"name": "n", "address": "https://h:2376", "tls": {"ca": "/nonexistent/ca.pem", "cert": "/x", "key": "/y"}}), "tls.ca"),
+        (
+            json!({"name": "n", "address": "https://h:2376", "tls": {"ca": "/nonexistent/ca.pem", "cert": "/x", "key": "/y"}}),
+            "tls.ca",
+        ),
         (json!({"name": "n", "address": "unix:///s", "tls": {"ca": "/a", "cert": "/b", "key": "/c"}}), "field `tls`"),
         (json!({"name": "n", "address": "tcp://h:1", "image": "has space"}), "field `image`"),
         (json!({"address": "tcp://h:1"}), "missing field `name`"),
@@ -71,7 +74,10 @@ async fn bad_nodes_are_refused(db: Db) {
     for (body, needle) in cases {
         server.put("/api/v1/DockerNode", body).await.expect_error(400, needle);
     }
-    server.patch("/api/v1/DockerNode/ghost", json!({"drained": true})).await.expect_error(404, "node `ghost` not found");
+    server
+        .patch("/api/v1/DockerNode/ghost", json!({"drained": true}))
+        .await
+        .expect_error(404, "node `ghost` not found");
     server.patch("/api/v1/DockerNode/local", json!({"capacity": -1})).await.expect_error(400, "field `capacity`");
     server.patch("/api/v1/DockerNode/local", json!({"drained": "yes"})).await.expect_error(400, "field `drained`");
     let all = server.get("/api/v1/DockerNode/All").await;

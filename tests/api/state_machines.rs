@@ -28,11 +28,14 @@ async fn state_machine_lifecycle(db: Db) {
 
     server.patch("/api/v1/StateMachine/judge", json!({"limitation": {"memory": 268435456}})).await.expect_ok();
     let patched = server.get("/api/v1/StateMachine/judge").await;
-    assert_eq!(patched.expect_ok()["limitation"], json!({
-        "cpuPeriod": null, "cpuQuota": null, "memory": 268435456, "memorySwap": null,
-        "blkioDeviceReadBps": null, "blkioDeviceWriteBps": null, "executionTimeout": null,
-        "enableNetwork": null, "ulimit": null, "pidsLimit": null, "outputLimit": null
-    }));
+    assert_eq!(
+        patched.expect_ok()["limitation"],
+        json!({
+            "cpuPeriod": null, "cpuQuota": null, "memory": 268435456, "memorySwap": null,
+            "blkioDeviceReadBps": null, "blkioDeviceWriteBps": null, "executionTimeout": null,
+            "enableNetwork": null, "ulimit": null, "pidsLimit": null, "outputLimit": null
+        })
+    );
     assert_eq!(patched.expect_ok()["body"], JUDGE);
 
     server.put("/api/v1/StateMachine", json!({"name": "hello", "body": "1"})).await.expect_error(409, "hello");
@@ -44,7 +47,8 @@ async fn state_machine_lifecycle(db: Db) {
 
 async fn state_machine_script_errors_are_refused(db: Db) {
     let server = TestServer::start(db).await;
-    let answer = server.put("/api/v1/StateMachine", json!({"name": "broken", "body": "let a = 1;\nlet b = (a + ;"})).await;
+    let answer =
+        server.put("/api/v1/StateMachine", json!({"name": "broken", "body": "let a = 1;\nlet b = (a + ;"})).await;
     answer.expect_error(400, "line 2, column");
     assert!(answer.msg().contains("field `body`"), "{}", answer.msg());
     server

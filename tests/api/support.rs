@@ -41,7 +41,9 @@ impl TestDb {
     pub async fn new(db: Db) -> TestDb {
         let dir = tempfile::tempdir().expect("temp dir");
         match db {
-            Db::Sqlite => TestDb { url: format!("sqlite://{}/wharf.db", dir.path().display()), _dir: dir, pg_name: None },
+            Db::Sqlite => {
+                TestDb { url: format!("sqlite://{}/wharf.db", dir.path().display()), _dir: dir, pg_name: None }
+            }
             Db::Postgres => {
                 let base = postgres_base_url().expect("checked by the caller");
                 let name = format!("wharf_test_{}", uuid::Uuid::new_v4().simple());

@@ -69,7 +69,13 @@ impl Rig {
         let pool = NodePool::load(store.clone(), config).await.expect("load pool");
         let probes = CancellationToken::new();
         tokio::spawn(run_probes(pool.clone(), probes.clone()));
-        let executor = Executor::new(store.clone(), pool.clone(), LimitsConfig::default(), 1 << 20, wharf::metrics::Metrics::new());
+        let executor = Executor::new(
+            store.clone(),
+            pool.clone(),
+            LimitsConfig::default(),
+            1 << 20,
+            wharf::metrics::Metrics::new(),
+        );
         let rig = Rig { store, pool, executor, service: service.to_owned(), probes, _dir: dir };
         for node in nodes {
             rig.wait_health(node.name, "healthy").await;

@@ -76,7 +76,8 @@ impl Api {
     }
 
     pub async fn blob_text(&self, id: &str) -> String {
-        let response = self.client.get(format!("{}/api/v1/Blob/{id}/content", self.base)).send().await.expect("download");
+        let response =
+            self.client.get(format!("{}/api/v1/Blob/{id}/content", self.base)).send().await.expect("download");
         response.text().await.expect("text")
     }
 
@@ -94,7 +95,12 @@ impl Api {
     pub async fn wait(&self, id: &str, what: &str, secs: u64, ready: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
-            if let Ok((200, answer)) = tokio::time::timeout(Duration::from_secs(10), self.call(reqwest::Method::GET, &format!("/api/v1/StateMachineInstance/{id}"), None)).await {
+            if let Ok((200, answer)) = tokio::time::timeout(
+                Duration::from_secs(10),
+                self.call(reqwest::Method::GET, &format!("/api/v1/StateMachineInstance/{id}"), None),
+            )
+            .await
+            {
                 if ready(&answer["data"]) {
                     return answer["data"].clone();
                 }
@@ -107,7 +113,8 @@ impl Api {
     }
 
     pub async fn wait_ended(&self, id: &str, secs: u64) -> Value {
-        self.wait(id, "ended", secs, |i| matches!(i["status"].as_str(), Some("Succeeded" | "Failed" | "Cancelled"))).await
+        self.wait(id, "ended", secs, |i| matches!(i["status"].as_str(), Some("Succeeded" | "Failed" | "Cancelled")))
+            .await
     }
 }
 
@@ -135,7 +142,11 @@ impl Service {
     async fn wait_nodes_healthy(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok((200, answer)) = tokio::time::timeout(Duration::from_secs(5), self.api.call(reqwest::Method::GET, "/api/v1/DockerNode/All", None)).await
+            if let Ok((200, answer)) = tokio::time::timeout(
+                Duration::from_secs(5),
+                self.api.call(reqwest::Method::GET, "/api/v1/DockerNode/All", None),
+            )
+            .await
                 && answer["data"].as_array().is_some_and(|nodes| nodes.iter().all(|n| n["health"] == "healthy"))
             {
                 return;

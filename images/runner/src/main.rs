@@ -46,22 +46,11 @@ fn main() -> ExitCode {
         ),
         Err(err) => {
             eprintln!("runner: {err}");
-            let status = if err.is_start_failure() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            };
-            (
-                Report::failed(request.command_line, err.to_string()),
-                status,
-            )
+            let status = if err.is_start_failure() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+            (Report::failed(request.command_line, err.to_string()), status)
         }
     };
-    if write_report(&report) {
-        status
-    } else {
-        ExitCode::FAILURE
-    }
+    if write_report(&report) { status } else { ExitCode::FAILURE }
 }
 
 /// Writes `runner.json`, saying on stderr when that fails; returns whether it worked.

@@ -45,11 +45,7 @@ impl Report {
         let _ = write!(
             json,
             ",\"UserTime\":{},\"TotalTime\":{},\"PeakMemory\":{},\"ExitCode\":{},\"IsTimeout\":{},\"Error\":",
-            self.user_time_ms,
-            self.total_time_ms,
-            self.peak_memory_bytes,
-            self.exit_code,
-            self.is_timeout,
+            self.user_time_ms, self.total_time_ms, self.peak_memory_bytes, self.exit_code, self.is_timeout,
         );
         push_json_string(&mut json, &self.error);
         json.push('}');

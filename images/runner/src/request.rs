@@ -33,10 +33,9 @@ impl fmt::Display for RequestError {
         match self {
             Self::Read(err) => write!(f, "cannot read the request from stdin: {err}"),
             Self::MissingLine(what) => write!(f, "stdin ended before the {what} line"),
-            Self::BadTimeLimit(line) => write!(
-                f,
-                "the time limit must be a positive whole number of milliseconds, got {line:?}"
-            ),
+            Self::BadTimeLimit(line) => {
+                write!(f, "the time limit must be a positive whole number of milliseconds, got {line:?}")
+            }
             Self::EmptyCommand => write!(f, "the command line is empty"),
             Self::UnterminatedQuote(quote) => {
                 write!(f, "the command line has an unterminated {quote} quote")
@@ -53,11 +52,7 @@ pub fn read_request(mut input: impl BufRead) -> Result<Request, RequestError> {
     let command_line = read_line(&mut input, "command")?;
     let time_limit = parse_time_limit(&limit_line)?;
     let argv = split_command_line(&command_line)?;
-    Ok(Request {
-        time_limit,
-        command_line: command_line.trim().to_string(),
-        argv,
-    })
+    Ok(Request { time_limit, command_line: command_line.trim().to_string(), argv })
 }
 
 /// Reads the next line of `input` without its line ending; `what` names the line in errors.
@@ -145,8 +140,7 @@ mod tests {
     use super::*;
 
     fn check(line: &str, expected: &[&str]) {
-        let words = split_command_line(line)
-            .unwrap_or_else(|err| panic!("{line:?} should split, got error: {err}"));
+        let words = split_command_line(line).unwrap_or_else(|err| panic!("{line:?} should split, got error: {err}"));
         assert_eq!(words, expected, "splitting {line:?}");
     }
 
@@ -159,10 +153,7 @@ mod tests {
     #[test]
     fn double_quotes_group_words_and_unescape() {
         check(r#"sh -c "exit 3""#, &["sh", "-c", "exit 3"]);
-        check(
-            r#"echo "say \"hi\"" "a\\b" "c\d""#,
-            &["echo", r#"say "hi""#, r"a\b", r"c\d"],
-        );
+        check(r#"echo "say \"hi\"" "a\\b" "c\d""#, &["echo", r#"say "hi""#, r"a\b", r"c\d"]);
         check(r#"echo "" x"#, &["echo", "", "x"]);
         check(r#"a"b c"d"#, &["ab cd"]);
     }
@@ -180,34 +171,16 @@ mod tests {
 
     #[test]
     fn rejects_bad_command_lines() {
-        assert!(matches!(
-            split_command_line(""),
-            Err(RequestError::EmptyCommand)
-        ));
-        assert!(matches!(
-            split_command_line(" \t "),
-            Err(RequestError::EmptyCommand)
-        ));
-        assert!(matches!(
-            split_command_line(r#"echo "hi"#),
-            Err(RequestError::UnterminatedQuote('"'))
-        ));
-        assert!(matches!(
-            split_command_line("echo 'hi"),
-            Err(RequestError::UnterminatedQuote('\''))
-        ));
+        assert!(matches!(split_command_line(""), Err(RequestError::EmptyCommand)));
+        assert!(matches!(split_command_line(" \t "), Err(RequestError::EmptyCommand)));
+        assert!(matches!(split_command_line(r#"echo "hi"#), Err(RequestError::UnterminatedQuote('"'))));
+        assert!(matches!(split_command_line("echo 'hi"), Err(RequestError::UnterminatedQuote('\''))));
     }
 
     #[test]
     fn parses_time_limits() {
-        assert_eq!(
-            parse_time_limit("1000").ok(),
-            Some(Duration::from_millis(1000))
-        );
-        assert_eq!(
-            parse_time_limit(" 250 ").ok(),
-            Some(Duration::from_millis(250))
-        );
+        assert_eq!(parse_time_limit("1000").ok(), Some(Duration::from_millis(1000)));
+        assert_eq!(parse_time_limit(" 250 ").ok(), Some(Duration::from_millis(250)));
         for bad in ["", "0", "-5", "1.5", "1s", "abc"] {
             assert!(parse_time_limit(bad).is_err(), "{bad:?} should be rejected");
         }
@@ -222,20 +195,13 @@ mod tests {
         assert_eq!(request.argv, ["./Main.out", "arg"]);
 
         // The last line needs no line ending.
-        let request = read_request("5\necho hi".as_bytes())
-            .unwrap_or_else(|err| panic!("request should parse: {err}"));
+        let request = read_request("5\necho hi".as_bytes()).unwrap_or_else(|err| panic!("request should parse: {err}"));
         assert_eq!(request.argv, ["echo", "hi"]);
     }
 
     #[test]
     fn reports_missing_lines() {
-        assert!(matches!(
-            read_request("".as_bytes()),
-            Err(RequestError::MissingLine("time limit"))
-        ));
-        assert!(matches!(
-            read_request("1000\n".as_bytes()),
-            Err(RequestError::MissingLine("command"))
-        ));
+        assert!(matches!(read_request("".as_bytes()), Err(RequestError::MissingLine("time limit"))));
+        assert!(matches!(read_request("1000\n".as_bytes()), Err(RequestError::MissingLine("command"))));
     }
 }

@@ -79,64 +79,45 @@ pub fn run(argv: &[String], time_limit: Duration) -> Result<Measurement, RunErro
         Err(err) if err.kind() == io::ErrorKind::NotFound => Stdio::null(),
         Err(err) => return Err(RunError::OpenStdin(err)),
     };
-    let create = |file: &'static str| {
-        File::create(file)
-            .map(Stdio::from)
-            .map_err(|err| RunError::CreateOutput { file, err })
-    };
+    let create =
+        |file: &'static str| File::create(file).map(Stdio::from).map_err(|err| RunError::CreateOutput { file, err });
     let (stdout, stderr) = (create(STDOUT_FILE)?, create(STDERR_FILE)?);
 
     let limit_ms = u64::try_from(time_limit.as_millis()).unwrap_or(u64::MAX);
     let cpu_limit = cpu_rlimit(limit_ms);
     let mut command = Command::new(program);
-    command
-        .args(args)
-        .stdin(stdin)
-        .stdout(stdout)
-        .stderr(stderr)
-        .process_group(0);
+    command.args(args).stdin(stdin).stdout(stdout).stderr(stderr).process_group(0);
     // SAFETY: the closure runs between fork and exec and only calls setrlimit, which is
     // async-signal-safe; it allocates nothing and takes no locks.
     unsafe {
         command.pre_exec(move || {
             set_rlimit(libc::RLIMIT_CPU, cpu_limit)?;
             // No core files from SIGXCPU or crashes in the work directory.
-            set_rlimit(
-                libc::RLIMIT_CORE,
-                libc::rlimit {
-                    rlim_cur: 0,
-                    rlim_max: 0,
-                },
-            )
+            set_rlimit(libc::RLIMIT_CORE, libc::rlimit { rlim_cur: 0, rlim_max: 0 })
         });
     }
 
     let start = Instant::now();
-    let child = command.spawn().map_err(|err| RunError::Start {
-        program: program.clone(),
-        err,
-    })?;
+    let child = command.spawn().map_err(|err| RunError::Start { program: program.clone(), err })?;
     // Process ids are positive and fit in pid_t.
     let pid = child.id() as libc::pid_t;
 
     let (ended, ended_rx) = mpsc::channel::<()>();
     // A limit too large for the clock means no wall-clock limit at all.
     let deadline = start.checked_add(time_limit);
-    let watchdog = thread::Builder::new()
-        .name("watchdog".into())
-        .spawn(move || {
-            let Some(deadline) = deadline else {
-                let _ = ended_rx.recv();
-                return false;
-            };
-            match ended_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Err(RecvTimeoutError::Timeout) => {
-                    kill_group(pid);
-                    true
-                }
-                Ok(()) | Err(RecvTimeoutError::Disconnected) => false,
+    let watchdog = thread::Builder::new().name("watchdog".into()).spawn(move || {
+        let Some(deadline) = deadline else {
+            let _ = ended_rx.recv();
+            return false;
+        };
+        match ended_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Err(RecvTimeoutError::Timeout) => {
+                kill_group(pid);
+                true
             }
-        });
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => false,
+        }
+    });
     let watchdog = match watchdog {
         Ok(handle) => handle,
         Err(err) => {
@@ -169,9 +150,7 @@ pub fn run(argv: &[String], time_limit: Duration) -> Result<Measurement, RunErro
         user_time_ms,
         total_time_ms,
         // ru_maxrss is in KiB on Linux.
-        peak_memory_bytes: u64::try_from(usage.ru_maxrss)
-            .unwrap_or(0)
-            .saturating_mul(1024),
+        peak_memory_bytes: u64::try_from(usage.ru_maxrss).unwrap_or(0).saturating_mul(1024),
         exit_code,
         is_timeout: killed_by_watchdog
             || signal == Some(libc::SIGXCPU)
@@ -184,17 +163,11 @@ pub fn run(argv: &[String], time_limit: Duration) -> Result<Measurement, RunErro
 /// before the kernel's SIGKILL. Never raises the hard limit the runner itself has.
 fn cpu_rlimit(limit_ms: u64) -> libc::rlimit {
     let soft: libc::rlim_t = limit_ms.div_ceil(1000).max(1);
-    let mut current = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: libc::RLIM_INFINITY,
-    };
+    let mut current = libc::rlimit { rlim_cur: 0, rlim_max: libc::RLIM_INFINITY };
     // SAFETY: getrlimit writes into the struct we pass; on failure we keep "infinity".
     unsafe { libc::getrlimit(libc::RLIMIT_CPU, &mut current) };
     let hard = (soft + 1).min(current.rlim_max);
-    libc::rlimit {
-        rlim_cur: soft.min(hard),
-        rlim_max: hard,
-    }
+    libc::rlimit { rlim_cur: soft.min(hard), rlim_max: hard }
 }
 
 fn set_rlimit(resource: libc::__rlimit_resource_t, limit: libc::rlimit) -> io::Result<()> {
@@ -220,14 +193,7 @@ fn wait_until_ended(pid: libc::pid_t) -> Result<(), RunError> {
         // SAFETY: siginfo_t is plain data; waitid fills it in.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
         // SAFETY: valid pointer to a local siginfo_t.
-        let rc = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT,
-            )
-        };
+        let rc = unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT) };
         if rc == 0 {
             return Ok(());
         }
@@ -278,12 +244,6 @@ mod tests {
 
     #[test]
     fn timeval_converts_to_milliseconds() {
-        assert_eq!(
-            timeval_ms(libc::timeval {
-                tv_sec: 2,
-                tv_usec: 345_999
-            }),
-            2345
-        );
+        assert_eq!(timeval_ms(libc::timeval { tv_sec: 2, tv_usec: 345_999 }), 2345);
     }
 }

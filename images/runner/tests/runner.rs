@@ -14,8 +14,7 @@ impl WorkDir {
     fn new() -> WorkDir {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("wharf-runner-test-{}-{n}", std::process::id()));
+        let path = std::env::temp_dir().join(format!("wharf-runner-test-{}-{n}", std::process::id()));
         // A leftover from an earlier run with the same pid may exist.
         let _ = fs::remove_dir_all(&path);
         fs::create_dir_all(&path).unwrap_or_else(|err| panic!("cannot create {path:?}: {err}"));
@@ -45,11 +44,7 @@ impl Run {
     /// The raw JSON text of a top-level field of runner.json.
     fn field(&self, key: &str) -> &str {
         let marker = format!("\"{key}\":");
-        let start = self
-            .json
-            .find(&marker)
-            .unwrap_or_else(|| panic!("no {key} in {}", self.json))
-            + marker.len();
+        let start = self.json.find(&marker).unwrap_or_else(|| panic!("no {key} in {}", self.json)) + marker.len();
         let rest = &self.json[start..];
         let end = if rest.starts_with('"') {
             // A string value: up to the first quote not escaped by a backslash.
@@ -67,8 +62,7 @@ impl Run {
 
     fn number(&self, key: &str) -> i64 {
         let raw = self.field(key);
-        raw.parse()
-            .unwrap_or_else(|err| panic!("{key} = {raw:?} is not a number: {err}"))
+        raw.parse().unwrap_or_else(|err| panic!("{key} = {raw:?} is not a number: {err}"))
     }
 }
 
@@ -90,15 +84,9 @@ fn run(limit_ms: u64, command: &str, stdin: Option<&str>) -> Run {
         .map(|mut pipe| pipe.write_all(request.as_bytes()))
         .unwrap_or_else(|| panic!("runner has no stdin pipe"))
         .unwrap_or_else(|err| panic!("cannot send the request: {err}"));
-    let status = child
-        .wait()
-        .unwrap_or_else(|err| panic!("cannot wait for the runner: {err}"));
+    let status = child.wait().unwrap_or_else(|err| panic!("cannot wait for the runner: {err}"));
     let json = dir.read("runner.json");
-    Run {
-        status: status.code().unwrap_or(-1),
-        json,
-        dir,
-    }
+    Run { status: status.code().unwrap_or(-1), json, dir }
 }
 
 const MB: i64 = 1_000_000;
@@ -145,16 +133,8 @@ fn busy_loop_is_stopped_at_the_time_limit() {
     let run = run(500, "sh -c 'while :; do :; done'", None);
     assert_eq!(run.field("IsTimeout"), "true", "{}", run.json);
     let total = run.number("TotalTime");
-    assert!(
-        (500..3000).contains(&total),
-        "TotalTime {total}: {}",
-        run.json
-    );
-    assert!(
-        run.number("UserTime") > 100,
-        "the loop should have burnt CPU: {}",
-        run.json
-    );
+    assert!((500..3000).contains(&total), "TotalTime {total}: {}", run.json);
+    assert!(run.number("UserTime") > 100, "the loop should have burnt CPU: {}", run.json);
     assert_eq!(run.number("ExitCode"), 128 + 9, "{}", run.json);
 }
 
@@ -165,20 +145,13 @@ fn timeout_kills_the_whole_process_group() {
     let run = run(300, "sh -c 'sleep 1 && touch survived & sleep 5'", None);
     assert_eq!(run.field("IsTimeout"), "true", "{}", run.json);
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    assert!(
-        !run.dir.0.join("survived").exists(),
-        "a background child survived the timeout"
-    );
+    assert!(!run.dir.0.join("survived").exists(), "a background child survived the timeout");
 }
 
 #[test]
 fn peak_memory_counts_children() {
     // GNU tail keeps the whole last line, here 100 MB of NULs without a newline.
-    let run = run(
-        10_000,
-        "sh -c 'head -c 100000000 /dev/zero | tail > /dev/null'",
-        None,
-    );
+    let run = run(10_000, "sh -c 'head -c 100000000 /dev/zero | tail > /dev/null'", None);
     assert_eq!(run.number("ExitCode"), 0, "{}", run.json);
     let peak = run.number("PeakMemory");
     assert!(peak >= 50 * MB, "PeakMemory {peak}: {}", run.json);
@@ -187,11 +160,7 @@ fn peak_memory_counts_children() {
 #[test]
 fn missing_program_is_reported_not_fatal() {
     let run = run(1000, "./no-such-program --flag", None);
-    assert_eq!(
-        run.status, 0,
-        "the report describes the failure: {}",
-        run.json
-    );
+    assert_eq!(run.status, 0, "the report describes the failure: {}", run.json);
     assert_eq!(run.number("ExitCode"), -1);
     assert_ne!(run.field("Error"), r#""""#, "{}", run.json);
     assert_eq!(run.field("Command"), r#""./no-such-program --flag""#);
@@ -202,8 +171,5 @@ fn malformed_request_exits_two_with_an_error_report() {
     let run = run(0, "echo hi", None);
     assert_eq!(run.status, 2);
     assert!(run.field("Error").contains("time limit"), "{}", run.json);
-    assert!(
-        !run.dir.0.join("stdout.txt").exists(),
-        "the command must not run"
-    );
+    assert!(!run.dir.0.join("stdout.txt").exists(), "the command must not run");
 }
