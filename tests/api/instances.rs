@@ -226,3 +226,40 @@ async fn sleep_survives_a_restart(db: Db) {
     assert!((1900..3200).contains(&took), "2 s of sleep took {took} ms across a restart");
     server.finish().await;
 }
+
+/// Two services on one PostgreSQL database share the queue: every instance runs once, and
+/// both take part.
+#[tokio::test]
+async fn two_replicas_share_the_work() {
+    if crate::support::postgres_base_url().is_none() {
+        return;
+    }
+    let first = TestServer::start_with(Db::Postgres, |c| c.executor.service_name = "replica-a".into()).await;
+    let url = first.db.url.clone();
+    let second =
+        TestServer::start_on(crate::support::TestDb::existing(&url), |c| c.executor.service_name = "replica-b".into())
+            .await;
+    first
+        .put("/api/v1/StateMachine", json!({"name": "counts", "body": "log(\"once\");\nsleep(300);\nnow()"}))
+        .await
+        .expect_ok();
+    let mut ids = Vec::new();
+    for i in 0..24 {
+        let server = if i % 2 == 0 { &first } else { &second };
+        let id = server.put("/api/v1/StateMachineInstance", json!({"name": "counts"})).await.expect_ok()["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        ids.push(id);
+    }
+    let mut keys = std::collections::BTreeMap::new();
+    for id in &ids {
+        let done = wait_instance(&first, id, "succeeded", |i| i["status"] == "Succeeded").await;
+        assert_eq!(done["reRunTimes"], 0);
+        *keys.entry(done["executionKey"].as_str().unwrap_or_default().to_owned()).or_insert(0) += 1;
+    }
+    assert_eq!(keys.values().sum::<i32>(), 24);
+    assert_eq!(keys.len(), 2, "both replicas ran instances: {keys:?}");
+    second.stop().await;
+    first.finish().await;
+}

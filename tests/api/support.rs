@@ -61,6 +61,11 @@ impl TestDb {
         }
     }
 
+    /// Another handle on a database a running test already made (it is not dropped by this one).
+    pub fn existing(url: &str) -> TestDb {
+        TestDb { url: url.to_owned(), _dir: tempfile::tempdir().expect("temp dir"), pg_name: None }
+    }
+
     pub async fn drop_database(&self) {
         if let (Some(name), Some(base)) = (&self.pg_name, postgres_base_url())
             && let Ok(mut conn) = sqlx::PgConnection::connect(&base).await
