@@ -3,20 +3,48 @@
 
 use std::io::Read;
 
+use bytes::Bytes;
+use futures::StreamExt;
+
+use super::container::{ContentStream, InputContent};
+
 /// The user actors run as, and owner of what is uploaded.
 pub const ACTOR_UID: u64 = 1000;
 
-/// Builds the archive unpacked at `/`: `/workdir/<name>` for each input, `/actor/run`.
-pub fn inputs_archive(script: &str, inputs: &[super::InputFile]) -> std::io::Result<Vec<u8>> {
-    let size: usize = inputs.iter().map(|i| i.content.len() + 1024).sum::<usize>() + script.len() + 4096;
-    let mut builder = tar::Builder::new(Vec::with_capacity(size));
-    directory(&mut builder, "workdir/", 0o777)?;
-    directory(&mut builder, "actor/", 0o755)?;
-    file(&mut builder, "actor/run", script.as_bytes(), 0o755)?;
+/// The archive unpacked at `/` — `/actor/run`, then `/workdir/<name>` for each input — as a
+/// stream: headers are made here, each input's bytes come from its own source.
+pub fn inputs_archive(script: &str, inputs: &[super::InputFile]) -> std::io::Result<ContentStream> {
+    let mut head = tar::Builder::new(Vec::new());
+    directory(&mut head, "workdir/", 0o777)?;
+    directory(&mut head, "actor/", 0o755)?;
+    file(&mut head, "actor/run", script.as_bytes(), 0o755)?;
+    let mut parts: Vec<ContentStream> = vec![once(head.get_ref().clone())];
     for input in inputs {
-        file(&mut builder, &format!("workdir/{}", input.name), &input.content, 0o644)?;
+        parts.push(once(file_header(&format!("workdir/{}", input.name), input.size)?));
+        parts.push(match &input.content {
+            InputContent::Bytes(bytes) => futures::stream::iter([Ok(bytes.clone())]).boxed(),
+            InputContent::Stream(make) => make(),
+        });
+        let padding = (512 - input.size % 512) % 512;
+        parts.push(once(vec![0; padding as usize]));
     }
-    builder.into_inner()
+    // Two empty blocks end an archive.
+    parts.push(once(vec![0; 1024]));
+    Ok(futures::stream::iter(parts).flatten().boxed())
+}
+
+fn once(bytes: Vec<u8>) -> ContentStream {
+    futures::stream::iter([Ok(Bytes::from(bytes))]).boxed()
+}
+
+/// The header block(s) of a regular file of `size` bytes, long names included; its data and
+/// padding follow separately.
+fn file_header(path: &str, size: u64) -> std::io::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = header(tar::EntryType::Regular, size, 0o644);
+    // The builder writes the header blocks and copies no data: exactly what is wanted here.
+    builder.append_data(&mut header, path, std::io::empty())?;
+    Ok(builder.get_ref().clone())
 }
 
 fn header(kind: tar::EntryType, size: u64, mode: u32) -> tar::Header {
@@ -69,18 +97,45 @@ pub fn single_file(archive: &[u8], limit: u64) -> std::io::Result<Extracted> {
 mod tests {
     use super::*;
     use crate::docker::InputFile;
+    use crate::docker::container::InputContent;
 
-    #[test]
-    fn inputs_and_outputs_round_trip() {
-        let inputs = vec![InputFile { name: "in.txt".into(), content: b"1 2\n".to_vec().into() }];
-        let bytes = inputs_archive("echo hi", &inputs).expect("archive");
+    #[tokio::test]
+    async fn inputs_and_outputs_round_trip() {
+        let long_name = format!("{}.txt", "n".repeat(150));
+        let streamed: Vec<u8> = (0..2000u32).map(|i| (i % 251) as u8).collect();
+        let chunks: Vec<Bytes> = streamed.chunks(700).map(Bytes::copy_from_slice).collect();
+        let inputs = vec![
+            InputFile::bytes("in.txt", b"1 2\n".to_vec()),
+            InputFile {
+                name: long_name.clone(),
+                size: streamed.len() as u64,
+                content: InputContent::Stream(std::sync::Arc::new(move || {
+                    futures::stream::iter(chunks.clone().into_iter().map(Ok)).boxed()
+                })),
+            },
+        ];
+        let mut stream = inputs_archive("echo hi", &inputs).expect("archive");
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            bytes.extend_from_slice(&chunk.expect("chunk"));
+        }
+        assert_eq!(bytes.len() % 512, 0, "whole blocks");
         let mut archive = tar::Archive::new(bytes.as_slice());
-        let names: Vec<String> = archive
-            .entries()
-            .expect("entries")
-            .map(|e| e.expect("entry").path().expect("path").display().to_string())
-            .collect();
-        assert_eq!(names, ["workdir/", "actor/", "actor/run", "workdir/in.txt"]);
+        let mut names = Vec::new();
+        for entry in archive.entries().expect("entries") {
+            let mut entry = entry.expect("entry");
+            let name = entry.path().expect("path").display().to_string();
+            let mut content = Vec::new();
+            entry.read_to_end(&mut content).expect("content");
+            if name == format!("workdir/{long_name}") {
+                assert!(content == streamed, "a streamed input arrives whole");
+            }
+            if name == "workdir/in.txt" {
+                assert_eq!(content, b"1 2\n");
+            }
+            names.push(name);
+        }
+        assert_eq!(names, ["workdir/", "actor/", "actor/run", "workdir/in.txt", &format!("workdir/{long_name}")]);
 
         let mut one = tar::Builder::new(Vec::new());
         file(&mut one, "out.txt", b"hello", 0o644).expect("append");

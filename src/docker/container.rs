@@ -16,11 +16,36 @@ use tokio_util::sync::CancellationToken;
 use super::archive::{self, Extracted};
 use super::{DockerClient, DockerError};
 
+/// A stream of an input's bytes, made anew for each try (a retry on another node reads again).
+pub type ContentStream = futures::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>;
+
+/// Where an input's bytes come from.
+#[derive(Clone)]
+pub enum InputContent {
+    Bytes(bytes::Bytes),
+    /// Makes a stream of exactly the input's `size` bytes.
+    Stream(std::sync::Arc<dyn Fn() -> ContentStream + Send + Sync>),
+}
+
 /// A file put into `/workdir` before the actor starts.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct InputFile {
     pub name: String,
-    pub content: bytes::Bytes,
+    pub size: u64,
+    pub content: InputContent,
+}
+
+impl std::fmt::Debug for InputFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InputFile").field("name", &self.name).field("size", &self.size).finish()
+    }
+}
+
+impl InputFile {
+    pub fn bytes(name: &str, content: impl Into<bytes::Bytes>) -> InputFile {
+        let content = content.into();
+        InputFile { name: name.to_owned(), size: content.len() as u64, content: InputContent::Bytes(content) }
+    }
 }
 
 /// Concrete limits of one container.
@@ -181,11 +206,12 @@ impl DockerClient {
             message: e.to_string(),
         })?;
         let options = UploadToContainerOptionsBuilder::default().path("/").build();
-        self.call(
-            "uploading inputs",
-            self.docker.upload_to_container(id, Some(options), bollard::body_full(tar.into())),
-        )
-        .await?;
+        // Inputs stream from their source into the engine, never whole in memory.
+        let uploader = self.docker.clone().with_timeout(self.call_timeout * 20);
+        let upload = uploader.upload_to_container(id, Some(options), bollard::body_try_stream(tar));
+        super::timed(&self.node, "uploading inputs", self.call_timeout * 20, upload)
+            .await?
+            .map_err(|source| DockerError::Engine { node: self.node.clone(), doing: "uploading inputs", source })?;
         timings.upload = clock.elapsed();
 
         let clock = Instant::now();

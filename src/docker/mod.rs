@@ -3,10 +3,10 @@
 //! this service left behind. The only module that imports bollard.
 
 mod archive;
-mod container;
+pub(crate) mod container;
 mod image;
 
-pub use container::{ContainerOutcome, ContainerSpec, InputFile, Limits, Timings};
+pub use container::{ContainerOutcome, ContainerSpec, ContentStream, InputContent, InputFile, Limits, Timings};
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -15,7 +16,8 @@ use super::limits;
 use super::pool::{ImageLocks, Lease, NodePool};
 use crate::config::LimitsConfig;
 use crate::docker::{
-    ContainerOutcome, ContainerSpec, DockerError, InputFile, LABEL_ACTOR, LABEL_INSTANCE, LABEL_SERVICE, Timings,
+    ContainerOutcome, ContainerSpec, ContentStream, DockerError, InputContent, InputFile, LABEL_ACTOR, LABEL_INSTANCE,
+    LABEL_SERVICE, Timings,
 };
 use crate::metrics::Metrics;
 use crate::model::actor::Actor;
@@ -250,12 +252,27 @@ impl Executor {
         Ok(())
     }
 
+    /// The inputs as files whose bytes stream from the database chunk by chunk when uploaded.
     async fn load_inputs(&self, inputs: &[BlobRef]) -> Result<Vec<InputFile>, String> {
         let mut files = Vec::with_capacity(inputs.len());
         for input in inputs {
             let (_, content) = self.store.get_blob(input.id).await.map_err(|e| format!("input {}: {e}", input.name))?;
-            let bytes = self.store.read_blob(&content).await.map_err(|e| format!("input {}: {e}", input.name))?;
-            files.push(InputFile { name: input.name.clone(), content: Bytes::from(bytes) });
+            let store = self.store.clone();
+            let (sha256, chunks) = (content.sha256.clone(), content.chunk_count);
+            let make = move || -> ContentStream {
+                let (store, sha256) = (store.clone(), sha256.clone());
+                futures::stream::iter(0..chunks)
+                    .then(move |index| {
+                        let (store, sha256) = (store.clone(), sha256.clone());
+                        async move { store.blob_chunk(&sha256, index).await.map(Bytes::from).map_err(std::io::Error::other) }
+                    })
+                    .boxed()
+            };
+            files.push(InputFile {
+                name: input.name.clone(),
+                size: content.size.max(0) as u64,
+                content: InputContent::Stream(Arc::new(make)),
+            });
         }
         Ok(files)
     }
