@@ -6,7 +6,7 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 
 use super::client::{CliError, Client, read_file, segment};
-use super::{name_of, print_json, put_named, remove_named, table};
+use super::{list, name_of, print_json, put_named, remove_named, table};
 
 #[derive(Debug, Subcommand)]
 pub enum ActorCommand {
@@ -34,20 +34,10 @@ pub enum ActorCommand {
 pub async fn run(client: &Client, json: bool, command: ActorCommand) -> Result<(), CliError> {
     match command {
         ActorCommand::List => {
-            let actors = client.get("/api/v1/Actor/All").await?;
-            if json {
-                print_json(&actors);
-                return Ok(());
-            }
-            let rows = actors
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|a| {
-                    vec![table::cell(&a["name"]), table::cell(&a["image"]), outputs(a), table::time(&a["updatedAt"])]
-                })
-                .collect();
-            table::print(&["NAME", "IMAGE", "OUTPUTS", "UPDATED"], rows);
+            list(client, json, "/api/v1/Actor/All", &["NAME", "IMAGE", "OUTPUTS", "UPDATED"], |a| {
+                vec![table::cell(&a["name"]), table::cell(&a["image"]), outputs(a), table::time(&a["updatedAt"])]
+            })
+            .await?;
         }
         ActorCommand::Get { name } => {
             let actor = client.get(&format!("/api/v1/Actor/{}", segment(&name))).await?;

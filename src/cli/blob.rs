@@ -6,7 +6,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::client::{CliError, Client};
-use super::{print_json, table};
+use super::{list, print_json, table};
 
 #[derive(Debug, Subcommand)]
 pub enum BlobCommand {
@@ -61,25 +61,21 @@ pub async fn run(client: &Client, json: bool, command: BlobCommand) -> Result<()
             }
         },
         BlobCommand::List { page, page_size } => {
-            let blobs = client.get(&format!("/api/v1/Blob/All?page={page}&pageSize={page_size}")).await?;
-            if json {
-                print_json(&blobs);
-                return Ok(());
-            }
-            let rows = blobs
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|b| {
+            list(
+                client,
+                json,
+                &format!("/api/v1/Blob/All?page={page}&pageSize={page_size}"),
+                &["ID", "NAME", "SIZE", "CREATED"],
+                |b| {
                     vec![
                         table::cell(&b["id"]),
                         table::cell(&b["name"]),
                         table::cell(&b["size"]),
                         table::time(&b["createdAt"]),
                     ]
-                })
-                .collect();
-            table::print(&["ID", "NAME", "SIZE", "CREATED"], rows);
+                },
+            )
+            .await?;
         }
     }
     Ok(())

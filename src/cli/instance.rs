@@ -4,7 +4,7 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 
 use super::client::{CliError, Client, segment};
-use super::{print_json, table};
+use super::{list, print_json, table};
 
 #[derive(Debug, Subcommand)]
 pub enum InstanceCommand {
@@ -47,16 +47,12 @@ pub async fn run(client: &Client, json: bool, command: InstanceCommand) -> Resul
                     query.append_pair(key, &value);
                 }
             }
-            let instances = client.get(&format!("/api/v1/StateMachineInstance/All?{}", query.finish())).await?;
-            if json {
-                print_json(&instances);
-                return Ok(());
-            }
-            let rows = instances
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|i| {
+            list(
+                client,
+                json,
+                &format!("/api/v1/StateMachineInstance/All?{}", query.finish()),
+                &["ID", "STATE MACHINE", "STATUS", "STAGE", "CREATED"],
+                |i| {
                     vec![
                         table::cell(&i["id"]),
                         table::cell(&i["name"]),
@@ -64,9 +60,9 @@ pub async fn run(client: &Client, json: bool, command: InstanceCommand) -> Resul
                         table::cell(&i["stage"]),
                         table::time(&i["createdAt"]),
                     ]
-                })
-                .collect();
-            table::print(&["ID", "STATE MACHINE", "STATUS", "STAGE", "CREATED"], rows);
+                },
+            )
+            .await?;
         }
         InstanceCommand::Get { id } => {
             let instance = client.get(&format!("/api/v1/StateMachineInstance/{}", segment(&id))).await?;

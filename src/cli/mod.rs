@@ -77,6 +77,24 @@ pub async fn run_client(global: &Global, command: Command) -> Result<(), CliErro
     }
 }
 
+/// Lists what `path` gives: the service's JSON with `--json`, else a table under `headers`
+/// with a row per item.
+async fn list(
+    client: &Client,
+    json: bool,
+    path: &str,
+    headers: &[&str],
+    row: impl Fn(&serde_json::Value) -> Vec<String>,
+) -> Result<(), CliError> {
+    let items = client.get(path).await?;
+    if json {
+        print_json(&items);
+    } else {
+        table::print(headers, items.as_array().into_iter().flatten().map(row).collect());
+    }
+    Ok(())
+}
+
 /// Prints `value` as pretty JSON.
 fn print_json(value: &serde_json::Value) {
     println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());

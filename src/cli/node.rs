@@ -6,7 +6,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::client::{CliError, Client, segment};
-use super::{print_json, table};
+use super::{list, print_json, table};
 
 #[derive(Debug, Subcommand)]
 pub enum NodeCommand {
@@ -42,16 +42,12 @@ pub enum NodeCommand {
 pub async fn run(client: &Client, json: bool, command: NodeCommand) -> Result<(), CliError> {
     let (what, data) = match command {
         NodeCommand::List => {
-            let nodes = client.get("/api/v1/DockerNode/All").await?;
-            if json {
-                print_json(&nodes);
-                return Ok(());
-            }
-            let rows = nodes
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|n| {
+            list(
+                client,
+                json,
+                "/api/v1/DockerNode/All",
+                &["NAME", "HEALTH", "RUNNING", "ADDRESS", "LAST ERROR"],
+                |n| {
                     let health = if n["nodeInfo"]["drained"] == true {
                         format!("{} (drained)", table::cell(&n["health"]))
                     } else {
@@ -64,9 +60,9 @@ pub async fn run(client: &Client, json: bool, command: NodeCommand) -> Result<()
                         table::cell(&n["nodeInfo"]["address"]),
                         table::cell(&n["lastError"]),
                     ]
-                })
-                .collect();
-            table::print(&["NAME", "HEALTH", "RUNNING", "ADDRESS", "LAST ERROR"], rows);
+                },
+            )
+            .await?;
             return Ok(());
         }
         NodeCommand::Add { name, address, capacity, image, ca, cert, key } => {

@@ -6,7 +6,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::client::{CliError, Client, read_file, segment};
-use super::{name_of, print_json, put_named, remove_named, table};
+use super::{list, name_of, print_json, put_named, remove_named, table};
 
 #[derive(Debug, Subcommand)]
 pub enum StateMachineCommand {
@@ -29,21 +29,11 @@ pub enum StateMachineCommand {
 pub async fn run(client: &Client, json: bool, command: StateMachineCommand) -> Result<(), CliError> {
     match command {
         StateMachineCommand::List => {
-            let machines = client.get("/api/v1/StateMachine/All").await?;
-            if json {
-                print_json(&machines);
-                return Ok(());
-            }
-            let rows = machines
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|m| {
-                    let lines = m["body"].as_str().map_or(0, |b| b.lines().count());
-                    vec![table::cell(&m["name"]), lines.to_string(), table::time(&m["updatedAt"])]
-                })
-                .collect();
-            table::print(&["NAME", "LINES", "UPDATED"], rows);
+            list(client, json, "/api/v1/StateMachine/All", &["NAME", "LINES", "UPDATED"], |m| {
+                let lines = m["body"].as_str().map_or(0, |b| b.lines().count());
+                vec![table::cell(&m["name"]), lines.to_string(), table::time(&m["updatedAt"])]
+            })
+            .await?;
         }
         StateMachineCommand::Get { name } => {
             let machine = client.get(&format!("/api/v1/StateMachine/{}", segment(&name))).await?;
