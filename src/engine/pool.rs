@@ -93,6 +93,9 @@ struct Shared {
     config: ExecutorConfig,
     /// Wakes the probe loop to reload nodes from the database.
     reload: Notify,
+    /// One reload at a time, so that an older read of the nodes never lands after a newer
+    /// one (a node just deleted would come back until the next probe).
+    reloading: tokio::sync::Mutex<()>,
 }
 
 /// A cheap-to-clone handle on the pool.
@@ -168,7 +171,13 @@ impl NodePool {
     /// A pool over the nodes registered in `store`; nodes take work once probed.
     pub async fn load(store: Store, config: ExecutorConfig) -> Result<NodePool, StoreError> {
         let pool = NodePool {
-            shared: Arc::new(Shared { state: Mutex::new(PoolState::default()), store, config, reload: Notify::new() }),
+            shared: Arc::new(Shared {
+                state: Mutex::new(PoolState::default()),
+                store,
+                config,
+                reload: Notify::new(),
+                reloading: tokio::sync::Mutex::new(()),
+            }),
         };
         pool.reload().await?;
         Ok(pool)
@@ -186,6 +195,7 @@ impl NodePool {
     /// Re-reads the registered nodes: new ones join, removed ones leave, changed ones are
     /// reconnected.
     pub async fn reload(&self) -> Result<(), StoreError> {
+        let _one_at_a_time = self.shared.reloading.lock().await;
         let records = self.shared.store.list_nodes().await?;
         let mut state = self.lock();
         state.nodes.retain(|name, _| records.iter().any(|r| &r.name == name));
