@@ -1,5 +1,5 @@
 //! The host API a state machine script sees: the instance, blobs, actors, stages, uploads,
-//! HTTP, logging. Every effectful call goes through the journal, so that a replay answers
+//! HTTP, logging, and regular expressions. Every effectful call goes through the journal, so that a replay answers
 //! recorded calls from the record and only new calls do work.
 
 use std::collections::BTreeMap;
@@ -53,6 +53,12 @@ pub(super) struct Ctx {
 }
 
 type Fallible<T> = Result<T, Box<EvalAltResult>>;
+
+/// Largest compiled form of a script's regular expression, in bytes: matching is linear in
+/// the text, and this bounds the other factor.
+const MAX_REGEX_SIZE: usize = 1 << 20;
+/// Deepest nesting of groups and repetitions in a script's regular expression.
+const MAX_REGEX_NESTING: u32 = 64;
 
 /// Stops the script for good (not catchable by the script), remembering why.
 fn halt(ctx: &Ctx, stop: Stop, pos: Position) -> Box<EvalAltResult> {
@@ -127,10 +133,14 @@ fn actor_args(name: &str, inputs: &[BlobRef], options: &Map, pos: Position) -> F
     Ok(args)
 }
 
-/// Turns recorded actor results into script values; a failed actor throws.
-fn actor_results(result: Value, pos: Position) -> Fallible<Vec<ActorRecord>> {
+/// Turns recorded actor results into script values; a failed actor throws unless
+/// `keep_failed`, when the script gets every result and reads `.status` itself.
+fn actor_results(result: Value, keep_failed: bool, pos: Position) -> Fallible<Vec<ActorRecord>> {
     let records: Vec<ActorRecord> = serde_json::from_value(result["actors"].clone())
         .map_err(|e| throw(format!("unreadable actor record: {e}"), pos))?;
+    if keep_failed {
+        return Ok(records);
+    }
     if let Some(failed) = records.iter().find(|r| r.status != "Succeeded") {
         let why = failed.exception.clone().unwrap_or_else(|| failed.status.clone());
         return Err(throw(format!("actor {} {}: {why}", failed.name, failed.status.to_lowercase()), pos));
@@ -182,7 +192,29 @@ pub(super) fn register(engine: &mut Engine, ctx: Arc<Ctx>, host_url: Option<Stri
             throw(format!("actor {} has no output {name} (it has: {})", r.name, names.join(", ")), call.call_position())
         })
     });
+    engine.register_get("exception", |r: &mut ActorRecord| r.exception.clone().map_or(Dynamic::UNIT, Dynamic::from));
+    engine.register_get("stage", |r: &mut ActorRecord| r.stage.clone().map_or(Dynamic::UNIT, Dynamic::from));
+    engine.register_get("inputs", |r: &mut ActorRecord| -> Array {
+        r.inputs.iter().cloned().map(|b| Dynamic::from(ScriptBlob::from(b))).collect()
+    });
+    engine.register_fn("input", |call: NativeCallContext, r: &mut ActorRecord, name: &str| -> Fallible<ScriptBlob> {
+        r.inputs.iter().find(|b| b.name == name).cloned().map(ScriptBlob::from).ok_or_else(|| {
+            let names: Vec<&str> = r.inputs.iter().map(|b| b.name.as_str()).collect();
+            throw(format!("actor {} had no input {name} (it had: {})", r.name, names.join(", ")), call.call_position())
+        })
+    });
     engine.register_fn("to_string", |r: &mut ActorRecord| format!("ActorResult({}, {})", r.name, r.status));
+
+    engine.register_fn("is_match", |call: NativeCallContext, text: &str, pattern: &str| -> Fallible<bool> {
+        let regex = regex_lite::RegexBuilder::new(pattern)
+            .size_limit(MAX_REGEX_SIZE)
+            .nest_limit(MAX_REGEX_NESTING)
+            .build()
+            .map_err(|e| {
+                throw(format!("is_match: `{pattern}` is not a valid regular expression: {e}"), call.call_position())
+            })?;
+        Ok(regex.is_match(text))
+    });
 
     let c = ctx.clone();
     let run_one = move |call: &NativeCallContext, name: &str, inputs: Array, options: Map| -> Fallible<ActorRecord> {
@@ -190,7 +222,7 @@ pub(super) fn register(engine: &mut Engine, ctx: Arc<Ctx>, host_url: Option<Stri
         let blobs = blobs_of(&inputs, &format!("inputs of actor {name}"), pos)?;
         let args = json!({"actors": [actor_args(name, &blobs, &options, pos)?]});
         let result = suspending(&c, "run_actor", args, pos)?;
-        let mut records = actor_results(result, pos)?;
+        let mut records = actor_results(result, false, pos)?;
         records.pop().ok_or_else(|| throw("empty actor record".into(), pos))
     };
     let run = run_one.clone();
@@ -201,8 +233,14 @@ pub(super) fn register(engine: &mut Engine, ctx: Arc<Ctx>, host_url: Option<Stri
         run_one(&call, name, inputs, options)
     });
     let c = ctx.clone();
-    engine.register_fn("run_actors", move |call: NativeCallContext, jobs: Array| -> Fallible<Array> {
+    let run_many = move |call: &NativeCallContext, jobs: Array, options: Map| -> Fallible<Array> {
         let pos = call.call_position();
+        let keep_failed = match options.get("keep_failed") {
+            None => false,
+            Some(flag) => {
+                flag.as_bool().map_err(|_| throw("run_actors: option keep_failed must be true or false".into(), pos))?
+            }
+        };
         let mut actors = Vec::with_capacity(jobs.len());
         for (i, job) in jobs.into_iter().enumerate() {
             let job = job.try_cast::<Map>().ok_or_else(|| {
@@ -217,7 +255,12 @@ pub(super) fn register(engine: &mut Engine, ctx: Arc<Ctx>, host_url: Option<Stri
             actors.push(actor_args(&name, &blobs, &job, pos)?);
         }
         let result = suspending(&c, "run_actors", json!({"actors": actors}), pos)?;
-        Ok(actor_results(result, pos)?.into_iter().map(Dynamic::from).collect())
+        Ok(actor_results(result, keep_failed, pos)?.into_iter().map(Dynamic::from).collect())
+    };
+    let run = run_many.clone();
+    engine.register_fn("run_actors", move |call: NativeCallContext, jobs: Array| run(&call, jobs, Map::new()));
+    engine.register_fn("run_actors", move |call: NativeCallContext, jobs: Array, options: Map| {
+        run_many(&call, jobs, options)
     });
 
     let c = ctx.clone();

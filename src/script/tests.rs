@@ -156,3 +156,90 @@ fn reports_line_and_column() {
     assert!(err.contains("column"), "{err}");
     assert!(check("import \"fs\" as fs;").is_err(), "imports are refused");
 }
+
+#[test]
+fn regular_expressions_match_and_a_bad_one_says_why() {
+    let host = Arc::new(MemoryHost::default());
+    let view = instance(&host);
+    let script = r#"
+        let names = ["input_0.txt", "input_12.txt", "input_.txt", "output_1.txt", "input_1.txt.bak"];
+        let matched = names.filter(|n| n.is_match("^input_[0-9]*\\.txt$"));
+        let error = "";
+        try { "x".is_match("(unclosed"); } catch (e) { error = e; }
+        #{ matched: matched, error: error }
+    "#;
+    let outcome = run(script, &view, vec![], host, &ScriptLimits::default());
+    let Outcome::Finished(value) = outcome else { panic!("{outcome:?}") };
+    assert_eq!(value["matched"], json!(["input_0.txt", "input_12.txt", "input_.txt"]));
+    let error = value["error"].as_str().unwrap_or_default();
+    assert!(error.contains("`(unclosed` is not a valid regular expression"), "{error}");
+}
+
+/// Two actors' results, the second failed, each with the inputs it was given.
+fn two_results(host: &MemoryHost) -> Value {
+    let stdin = host.upload("stdin.txt", b"1 2").expect("upload");
+    let report = host.upload("runner.json", br#"{"ExitCode": 0}"#).expect("upload");
+    let record = |tag: &str, status: &str, exception: Value, outputs: Vec<BlobRef>| {
+        json!({
+            "name": "run", "status": status, "exception": exception, "exitCode": 0, "timedOut": false,
+            "oomKilled": false, "node": "n1", "container": "c1", "startTime": 0, "endTime": 1, "attempts": 1,
+            "tag": tag, "stage": "Run", "inputs": [stdin.clone()], "outputs": outputs
+        })
+    };
+    json!({"actors": [
+        record("0", "Succeeded", Value::Null, vec![report]),
+        record("1", "Failed", json!("killed: out of memory (limit 64 MiB)"), vec![]),
+    ]})
+}
+
+#[test]
+fn run_actors_can_keep_failed_results_and_tell_their_inputs() {
+    let host = Arc::new(MemoryHost::default());
+    let view = instance(&host);
+    let script = r#"
+        let jobs = [#{ actor: "run", inputs: [], tag: "0" }, #{ actor: "run", inputs: [], tag: "1" }];
+        let runs = run_actors(jobs, #{ keep_failed: true });
+        runs.map(|r| #{ tag: r.tag, status: r.status, exception: r.exception, stdin: r.input("stdin.txt").name,
+                        inputs: r.inputs.len(), stage: r.stage })
+    "#;
+    assert_eq!(run(script, &view, vec![], host.clone(), &ScriptLimits::default()), Outcome::Suspended(0));
+    let history = host.history(&[(0, two_results(&host))]);
+    let outcome = run(script, &view, history, host.clone(), &ScriptLimits::default());
+    let Outcome::Finished(value) = outcome else { panic!("{outcome:?}") };
+    assert_eq!(
+        value,
+        json!([
+            {"tag": "0", "status": "Succeeded", "exception": null, "stdin": "stdin.txt", "inputs": 1, "stage": "Run"},
+            {"tag": "1", "status": "Failed", "exception": "killed: out of memory (limit 64 MiB)", "stdin": "stdin.txt",
+             "inputs": 1, "stage": "Run"},
+        ])
+    );
+
+    // Without the option, the failure throws; a missing input is named.
+    let script = r#"
+        let jobs = [#{ actor: "run", inputs: [] }, #{ actor: "run", inputs: [] }];
+        let thrown = "";
+        try { run_actors(jobs); } catch (e) { thrown = e; }
+        let runs = run_actors(jobs, #{ keep_failed: true });
+        let missing = "";
+        try { runs[0].input("limit.json"); } catch (e) { missing = e; }
+        #{ thrown: thrown, missing: missing }
+    "#;
+    let host = Arc::new(MemoryHost::default());
+    let view = instance(&host);
+    assert_eq!(run(script, &view, vec![], host.clone(), &ScriptLimits::default()), Outcome::Suspended(0));
+    let results = two_results(&host);
+    let mut history = host.history(&[(0, results.clone())]);
+    history.push(RecordedCall {
+        position: 1,
+        kind: "run_actors".into(),
+        args: history[0].args.clone(),
+        result: Some(results),
+        stage: None,
+        created_at: 0,
+    });
+    let outcome = run(script, &view, history, host, &ScriptLimits::default());
+    let Outcome::Finished(value) = outcome else { panic!("{outcome:?}") };
+    assert!(value["thrown"].as_str().unwrap_or_default().contains("actor run failed: killed: out of memory"), "{value}");
+    assert_eq!(value["missing"], "actor run had no input limit.json (it had: stdin.txt)");
+}
