@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Builds the full actor image, wharf/full:latest (gcc, g++, python3 and the runner), from
+# Builds the full actor image, wharf/full:latest (gcc, g++, python3, fpc, a headless JDK and
+# the runner, as listed in images/full/packages), from
 # Debian packages with no registry access: bootstraps a minbase rootfs with mmdebstrap
 # (or debootstrap), imports it as wharf/full-base:<suite> with `docker import`, then
-# builds images/full/Dockerfile on it to add the runner and the wharf layout.
+# builds images/full/Dockerfile on it (with --network none: the build needs no network, and
+# an engine with no default bridge can run no other) to add the runner and the wharf layout.
 #
 # The Debian mirror is the machine's own: read from /etc/apt/sources.list and
 # /etc/apt/sources.list.d/*.list / *.sources; no host is written down here.
@@ -107,7 +109,7 @@ packages=$(grep -v '^[[:space:]]*#' "$packages_file" | tr -s '[:space:]' '\n' | 
 runner=$(bash "$here/build-runner.sh") || die "could not build the static runner"
 
 # --- skip when nothing changed ----------------------------------------------------
-base_recipe=1  # bump when the bootstrap options below change
+base_recipe=2  # bump when the bootstrap options below change
 base_hash=$( { echo "$base_recipe $suite $packages"; printf '%s\n' "${mirror_lines[@]}"; } | sha256sum | cut -c1-32)
 base="wharf/full-base:$suite"
 content=$( { echo "$base_hash"; cat "$runner" "$dockerfile" "${BASH_SOURCE[0]}"; } | sha256sum | cut -c1-32)
@@ -134,8 +136,11 @@ else
     rootfs_tar="$work/rootfs.tar"
     if command -v mmdebstrap >/dev/null 2>&1; then
         say "bootstrapping $suite with mmdebstrap ($packages)"
+        # man1 must exist although man pages are left out: the JDK's update-alternatives
+        # links its man pages there and fails without it.
         mmdebstrap --variant=minbase --include="$packages" \
             --aptopt='APT::Install-Recommends "false"' \
+            --setup-hook='mkdir -p "$1/usr/share/man/man1"' \
             --dpkgopt='path-exclude=/usr/share/man/*' \
             --dpkgopt='path-exclude=/usr/share/doc/*' \
             --dpkgopt='path-include=/usr/share/doc/*/copyright' \
@@ -164,7 +169,7 @@ mkdir -p "$work/ctx"
 install -m 0755 "$runner" "$work/ctx/runner"
 cp "$dockerfile" "$work/ctx/Dockerfile"
 say "building $image on $base (wharf.content=$content)"
-docker build --quiet --build-arg "BASE=$base" --label "wharf.content=$content" -t "$image" "$work/ctx" >/dev/null \
+docker build --quiet --network none --build-arg "BASE=$base" --label "wharf.content=$content" -t "$image" "$work/ctx" >/dev/null \
     || die "docker build of $image failed"
 # The image this one replaced, now untagged, is only garbage (kept if a container uses it).
 new_id=$(docker image inspect "$image" --format '{{ .Id }}')

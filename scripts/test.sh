@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test: starts PostgreSQL (installing it if needed), builds the actor image and
+# Runs every test: starts PostgreSQL (installing it if needed), builds the actor images and
 # starts a second Docker engine (scripts/dockerd2.sh) when a Docker engine is here, then
 # runs the workspace's tests against both databases. On exit it stops what it started.
 # Extra arguments go to `cargo test` (e.g. `scripts/test.sh -- blobs`).
@@ -18,6 +18,14 @@ export WHARF_TEST_POSTGRES_URL
 
 if docker info >/dev/null 2>&1; then
     bash images/build.sh
+    # The compilers of the JoyOI judge; a minute or two the first time, instant after that.
+    if ! bash images/build-full.sh; then
+        if [ "${CI:-}" = "true" ]; then
+            echo "test.sh: the full image (images/build-full.sh) did not build, and CI needs it" >&2
+            exit 1
+        fi
+        echo "test.sh: the full image did not build; the tests that need it will skip" >&2
+    fi
     if [ -z "${WHARF_TEST_DOCKER2:-}" ]; then
         started+=(dockerd2)
         if docker2=$(scripts/dockerd2.sh start); then

@@ -67,6 +67,16 @@ impl Engine {
         Ok(Engine { address: address.to_owned(), socket, docker })
     }
 
+    /// Whether `image` is on this engine; when it is not, says so and gives `false`, or panics
+    /// on CI. `build` says how to make it (e.g. `bash images/build-full.sh`).
+    pub async fn has_image_or_skip(&self, image: &str, build: &str) -> bool {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => true,
+            Err(err) => skip::<()>(&format!("{image} is not on {} ({err}); build it with {build}", self.address))
+                .is_some(),
+        }
+    }
+
     async fn answering_or_skip(address: &str) -> Option<Engine> {
         match Self::connect(address).await {
             Ok(engine) => Some(engine),
@@ -95,7 +105,7 @@ pub fn on_ci() -> bool {
 /// Skips (returns `None`), or panics on CI, because of `why`.
 fn skip<T>(why: &str) -> Option<T> {
     if on_ci() {
-        panic!("{why}; CI=true needs both Docker engines (scripts/test.sh starts them)");
+        panic!("{why}; CI=true needs both Docker engines and the images (scripts/test.sh makes them)");
     }
     eprintln!("skipping: {why}");
     None

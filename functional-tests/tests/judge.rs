@@ -163,8 +163,7 @@ async fn judge_gives_every_verdict_and_calls_back_once() {
 #[tokio::test]
 async fn judge_compiles_c_where_the_full_image_exists() {
     let Some(primary) = Engine::primary_or_skip().await else { return };
-    if primary.docker.inspect_image("wharf/full:latest").await.is_err() {
-        eprintln!("skipping: wharf/full:latest is not built here (bash images/build-full.sh)");
+    if !primary.has_image_or_skip("wharf/full:latest", "bash images/build-full.sh").await {
         return;
     }
     let dir = tempfile::tempdir().expect("dir");
