@@ -72,8 +72,9 @@ impl Engine {
     pub async fn has_image_or_skip(&self, image: &str, build: &str) -> bool {
         match self.docker.inspect_image(image).await {
             Ok(_) => true,
-            Err(err) => skip::<()>(&format!("{image} is not on {} ({err}); build it with {build}", self.address))
-                .is_some(),
+            Err(err) => {
+                skip::<()>(&format!("{image} is not on {} ({err}); build it with {build}", self.address)).is_some()
+            }
         }
     }
 
