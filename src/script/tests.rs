@@ -240,6 +240,9 @@ fn run_actors_can_keep_failed_results_and_tell_their_inputs() {
     });
     let outcome = run(script, &view, history, host, &ScriptLimits::default());
     let Outcome::Finished(value) = outcome else { panic!("{outcome:?}") };
-    assert!(value["thrown"].as_str().unwrap_or_default().contains("actor run failed: killed: out of memory"), "{value}");
+    assert!(
+        value["thrown"].as_str().unwrap_or_default().contains("actor run failed: killed: out of memory"),
+        "{value}"
+    );
     assert_eq!(value["missing"], "actor run had no input limit.json (it had: stdin.txt)");
 }

@@ -68,8 +68,19 @@ async fn state_machine_script_errors_are_refused(db: Db) {
 async fn shipped_definitions_are_loaded_at_start() {
     let definitions = concat!(env!("CARGO_MANIFEST_DIR"), "/config/definitions");
     let server = TestServer::start_with(Db::Sqlite, |c| c.server.definitions = definitions.into()).await;
-    for name in ["hello", "judge-compile", "judge-compile-c", "judge-run"] {
+    for name in [
+        "hello",
+        "judge-compile",
+        "judge-compile-c",
+        "judge-run",
+        "CompileActor",
+        "RunUserProgramActor",
+        "CompareActor",
+    ] {
         server.get(&format!("/api/v1/Actor/{name}")).await.expect_ok();
+    }
+    for name in ["JudgeStateMachine", "CompileOnlyStateMachine"] {
+        server.get(&format!("/api/v1/StateMachine/{name}")).await.expect_ok();
     }
     let judge = server.get("/api/v1/StateMachine/judge").await;
     assert!(judge.expect_ok()["body"].as_str().expect("body").contains("run_actors"));
