@@ -133,11 +133,15 @@ pub struct CallbackConfig {
     pub max_backoff_secs: u64,
     /// Seconds one delivery may take.
     pub timeout_secs: u64,
+    /// Put after `Parameters.Host`, with `{id}` replaced by the instance id, to make the
+    /// callback's URL (JoyOI's OnlineJudge: `/management/judge/stagechange/{id}`); empty: `Host`.
+    pub path: String,
 }
 
 impl Default for CallbackConfig {
     fn default() -> Self {
         Self {
+            path: String::new(),
             secret: String::new(),
             max_attempts: 12,
             initial_backoff_ms: 1000,

@@ -99,6 +99,7 @@ pub async fn run(
         &config.scripts,
         config.blobs.chunk_size,
         callbacks_wake,
+        config.callbacks.path.clone(),
     );
     let runs = tokio::spawn(runner.clone().run(background.clone()));
     let state = AppState {

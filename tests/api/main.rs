@@ -11,6 +11,8 @@ mod callbacks;
 mod cli;
 mod docs;
 mod instances;
+mod joyoi_sdk;
 mod metrics;
+mod newtonsoft;
 mod nodes;
 mod state_machines;
