@@ -1,0 +1,140 @@
+//! What the command's process group uses right now, read from `/proc/<pid>/stat`.
+//!
+//! Linux has no call for a process group's CPU time while it runs: `getrusage` and
+//! `wait4` count children only once they have been waited for, and the command's own
+//! clock (`clock_getcpuclockid`) leaves its children out. So each sample reads the stat
+//! line of every process and keeps those of the group: the sum of their user time and of
+//! the user time of children they waited for (`cutime`; those children are gone, so
+//! nothing counts twice), and the largest resident set. Inside a container `/proc` lists
+//! a handful of processes, so a sample costs little.
+
+use std::fs::{self, File};
+use std::io::Read;
+
+/// One sample of the group.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupUsage {
+    /// User CPU time of the group's processes and of the children they waited for.
+    pub user_time_ms: u64,
+    /// The largest resident set of one process of the group, in bytes.
+    pub peak_rss_bytes: u64,
+}
+
+impl GroupUsage {
+    /// The larger of each figure, so that a process leaving the group between samples
+    /// does not make the totals go down.
+    pub fn max(self, other: GroupUsage) -> GroupUsage {
+        GroupUsage {
+            user_time_ms: self.user_time_ms.max(other.user_time_ms),
+            peak_rss_bytes: self.peak_rss_bytes.max(other.peak_rss_bytes),
+        }
+    }
+}
+
+/// Clock ticks per second and bytes per page, the units of `/proc/<pid>/stat`.
+#[derive(Debug, Clone, Copy)]
+pub struct Units {
+    ticks_per_second: u64,
+    page_size: u64,
+}
+
+impl Units {
+    pub fn of_this_system() -> Units {
+        // SAFETY: sysconf only reads system constants.
+        let (ticks, page) = unsafe { (libc::sysconf(libc::_SC_CLK_TCK), libc::sysconf(libc::_SC_PAGESIZE)) };
+        Units {
+            ticks_per_second: u64::try_from(ticks).ok().filter(|&t| t > 0).unwrap_or(100),
+            page_size: u64::try_from(page).ok().filter(|&p| p > 0).unwrap_or(4096),
+        }
+    }
+}
+
+/// Samples the processes of the group `pgid`; processes that vanish meanwhile are skipped.
+pub fn sample(pgid: libc::pid_t, units: Units) -> GroupUsage {
+    let mut usage = GroupUsage::default();
+    let Ok(entries) = fs::read_dir("/proc") else { return usage };
+    // A stat line is a few hundred bytes; a longer one (a huge command name cannot be: the
+    // kernel truncates it to 15 bytes) would be cut and then fail to parse.
+    let mut buffer = [0u8; 1024];
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().filter(|name| name.bytes().all(|b| b.is_ascii_digit())) else { continue };
+        let Ok(mut file) = File::open(format!("/proc/{pid}/stat")) else { continue };
+        let Ok(len) = file.read(&mut buffer) else { continue };
+        let Some(stat) = parse_stat(&buffer[..len]) else { continue };
+        if stat.pgrp != pgid {
+            continue;
+        }
+        usage.user_time_ms += (stat.utime + stat.cutime) * 1000 / units.ticks_per_second;
+        usage.peak_rss_bytes = usage.peak_rss_bytes.max(stat.rss_pages * units.page_size);
+    }
+    usage
+}
+
+/// The fields of a stat line the sampler needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stat {
+    pgrp: libc::pid_t,
+    utime: u64,
+    cutime: u64,
+    rss_pages: u64,
+}
+
+/// Parses `pid (comm) state ppid pgrp ...`; the command name may hold spaces and
+/// parentheses, so fields are counted from the last `)`.
+fn parse_stat(line: &[u8]) -> Option<Stat> {
+    let after_name = line.iter().rposition(|&b| b == b')')? + 1;
+    let rest = std::str::from_utf8(&line[after_name..]).ok()?;
+    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+    // Field numbers as in proc(5), counted from `state` (field 3) at index 0.
+    let field = |number: usize| fields.get(number - 3).copied();
+    let number = |n: usize| field(n)?.parse::<u64>().ok();
+    Some(Stat {
+        pgrp: field(5)?.parse().ok()?,
+        utime: number(14)?,
+        cutime: number(16)?,
+        rss_pages: number(24)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::CommandExt as _;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    #[test]
+    fn parses_stat_lines_with_awkward_command_names() {
+        let line = b"4242 (a) b (c)) R 4200 4242 4200 0 -1 4194560 120 0 0 0 187 3 25 1 20 0 1 0 \
+                     52466 8192000 321 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
+        assert_eq!(parse_stat(line), Some(Stat { pgrp: 4242, utime: 187, cutime: 25, rss_pages: 321 }));
+        assert_eq!(parse_stat(b"4242 (sh) R 1 2"), None, "a cut line is skipped");
+        assert_eq!(parse_stat(b"garbage"), None);
+    }
+
+    #[test]
+    fn samples_the_group_of_a_busy_child() {
+        let mut child = match std::process::Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .process_group(0)
+            .spawn()
+        {
+            Ok(child) => child,
+            Err(err) => panic!("cannot start sh: {err}"),
+        };
+        let pgid = child.id() as libc::pid_t;
+        let units = Units::of_this_system();
+        let started = Instant::now();
+        let mut usage = GroupUsage::default();
+        while usage.user_time_ms < 100 && started.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+            usage = usage.max(sample(pgid, units));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(usage.user_time_ms >= 100, "the loop's CPU time shows: {usage:?}");
+        assert!(usage.peak_rss_bytes > 0, "its resident set shows: {usage:?}");
+        assert_eq!(sample(pgid, units), GroupUsage::default(), "nothing is left of the group");
+    }
+}
