@@ -5,9 +5,9 @@
 //! clock (`clock_getcpuclockid`) leaves its children out. So each sample reads the stat
 //! line of every process and keeps those of the group: the sum of their user time and of
 //! the user time of children they waited for (`cutime`; those children are gone, so
-//! nothing counts twice), and the largest resident set. Inside a container `/proc` lists
-//! a handful of processes, so a sample costs little.
+//! nothing counts twice), and the largest resident set.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::Read;
 
@@ -49,26 +49,53 @@ impl Units {
     }
 }
 
-/// Samples the processes of the group `pgid`; processes that vanish meanwhile are skipped.
-pub fn sample(pgid: libc::pid_t, units: Units) -> GroupUsage {
-    let mut usage = GroupUsage::default();
-    let Ok(entries) = fs::read_dir("/proc") else { return usage };
-    // A stat line is a few hundred bytes; a longer one (a huge command name cannot be: the
-    // kernel truncates it to 15 bytes) would be cut and then fail to parse.
-    let mut buffer = [0u8; 1024];
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().filter(|name| name.bytes().all(|b| b.is_ascii_digit())) else { continue };
-        let Ok(mut file) = File::open(format!("/proc/{pid}/stat")) else { continue };
-        let Ok(len) = file.read(&mut buffer) else { continue };
-        let Some(stat) = parse_stat(&buffer[..len]) else { continue };
-        if stat.pgrp != pgid {
-            continue;
-        }
-        usage.user_time_ms += (stat.utime + stat.cutime) * 1000 / units.ticks_per_second;
-        usage.peak_rss_bytes = usage.peak_rss_bytes.max(stat.rss_pages * units.page_size);
+/// Samples one process group. It remembers the processes it found outside the group and
+/// reads only the others again, so a sample on a busy host costs a directory listing and
+/// the group's own stat lines. A remembered pid is forgotten once it is gone from `/proc`;
+/// for it to belong to a new process of the group before then, pids would have to wrap
+/// around within one sampling interval.
+#[derive(Debug)]
+pub struct Sampler {
+    pgid: libc::pid_t,
+    units: Units,
+    /// Processes outside the group, with the round that last listed them.
+    outsiders: HashMap<libc::pid_t, u64>,
+    round: u64,
+}
+
+impl Sampler {
+    pub fn new(pgid: libc::pid_t, units: Units) -> Sampler {
+        Sampler { pgid, units, outsiders: HashMap::new(), round: 0 }
     }
-    usage
+
+    /// What the group uses now; processes that vanish meanwhile are skipped.
+    pub fn sample(&mut self) -> GroupUsage {
+        let mut usage = GroupUsage::default();
+        let Ok(entries) = fs::read_dir("/proc") else { return usage };
+        self.round += 1;
+        // A stat line is a few hundred bytes; the command name in it is at most 64.
+        let mut buffer = [0u8; 1024];
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().and_then(|name| name.parse::<libc::pid_t>().ok()) else { continue };
+            if let Some(round) = self.outsiders.get_mut(&pid) {
+                *round = self.round;
+                continue;
+            }
+            let Ok(mut file) = File::open(format!("/proc/{pid}/stat")) else { continue };
+            let Ok(len) = file.read(&mut buffer) else { continue };
+            let Some(stat) = parse_stat(&buffer[..len]) else { continue };
+            if stat.pgrp != self.pgid {
+                self.outsiders.insert(pid, self.round);
+                continue;
+            }
+            usage.user_time_ms += (stat.utime + stat.cutime) * 1000 / self.units.ticks_per_second;
+            usage.peak_rss_bytes = usage.peak_rss_bytes.max(stat.rss_pages * self.units.page_size);
+        }
+        let round = self.round;
+        self.outsiders.retain(|_, seen| *seen == round);
+        usage
+    }
 }
 
 /// The fields of a stat line the sampler needs.
@@ -89,12 +116,7 @@ fn parse_stat(line: &[u8]) -> Option<Stat> {
     // Field numbers as in proc(5), counted from `state` (field 3) at index 0.
     let field = |number: usize| fields.get(number - 3).copied();
     let number = |n: usize| field(n)?.parse::<u64>().ok();
-    Some(Stat {
-        pgrp: field(5)?.parse().ok()?,
-        utime: number(14)?,
-        cutime: number(16)?,
-        rss_pages: number(24)?,
-    })
+    Some(Stat { pgrp: field(5)?.parse().ok()?, utime: number(14)?, cutime: number(16)?, rss_pages: number(24)? })
 }
 
 #[cfg(test)]
@@ -115,26 +137,25 @@ mod tests {
 
     #[test]
     fn samples_the_group_of_a_busy_child() {
-        let mut child = match std::process::Command::new("sh")
-            .args(["-c", "while :; do :; done"])
-            .process_group(0)
-            .spawn()
-        {
-            Ok(child) => child,
-            Err(err) => panic!("cannot start sh: {err}"),
-        };
+        let mut child =
+            match std::process::Command::new("sh").args(["-c", "while :; do :; done"]).process_group(0).spawn() {
+                Ok(child) => child,
+                Err(err) => panic!("cannot start sh: {err}"),
+            };
         let pgid = child.id() as libc::pid_t;
-        let units = Units::of_this_system();
+        let mut sampler = Sampler::new(pgid, Units::of_this_system());
         let started = Instant::now();
         let mut usage = GroupUsage::default();
         while usage.user_time_ms < 100 && started.elapsed() < Duration::from_secs(10) {
             std::thread::sleep(Duration::from_millis(20));
-            usage = usage.max(sample(pgid, units));
+            usage = usage.max(sampler.sample());
         }
         let _ = child.kill();
         let _ = child.wait();
         assert!(usage.user_time_ms >= 100, "the loop's CPU time shows: {usage:?}");
         assert!(usage.peak_rss_bytes > 0, "its resident set shows: {usage:?}");
-        assert_eq!(sample(pgid, units), GroupUsage::default(), "nothing is left of the group");
+        assert!(!sampler.outsiders.is_empty(), "other processes were seen and remembered");
+        assert!(!sampler.outsiders.contains_key(&pgid), "the group's leader is no outsider");
+        assert_eq!(sampler.sample(), GroupUsage::default(), "nothing is left of the group");
     }
 }

@@ -84,11 +84,7 @@ pub fn parse_limit_line(line: &str) -> Result<Limits, LimitError> {
         Some((_, Ok(mib))) if mib > 0 => AddressSpace::Mib(mib.unsigned_abs()),
         Some((vm, _)) => return Err(LimitError::BadAddressSpace(vm.to_string())),
     };
-    Ok(Limits {
-        user_time: Duration::from_millis(user_ms),
-        total_time: Duration::from_millis(total_ms),
-        address_space,
-    })
+    Ok(Limits { user_time: Duration::from_millis(user_ms), total_time: Duration::from_millis(total_ms), address_space })
 }
 
 fn positive_ms(word: &str) -> Option<u64> {

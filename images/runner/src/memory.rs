@@ -91,9 +91,7 @@ impl MemoryCgroup {
     pub fn limit(&self) -> Option<u64> {
         match self {
             // The nearest limit is not always the tightest: every ancestor's counts.
-            MemoryCgroup::V2(dirs) => {
-                dirs.iter().filter_map(|dir| read_number(&dir.join("memory.max"))).min()
-            }
+            MemoryCgroup::V2(dirs) => dirs.iter().filter_map(|dir| read_number(&dir.join("memory.max"))).min(),
             MemoryCgroup::V1(dir) => {
                 let own = read_number(&dir.join("memory.limit_in_bytes"));
                 let inherited = read_keyed(&dir.join("memory.stat"), "hierarchical_memory_limit");

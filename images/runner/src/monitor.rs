@@ -10,7 +10,7 @@
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use crate::group::{self, GroupUsage, Units};
+use crate::group::{GroupUsage, Sampler, Units};
 
 /// How often the group is sampled.
 pub const TICK: Duration = Duration::from_millis(5);
@@ -46,7 +46,7 @@ pub struct Watched {
 /// Watches until `ended` delivers or disconnects (the command ended) or a limit is hit, in
 /// which case the group is killed.
 pub fn watch(watch: Watch, ended: &Receiver<()>) -> Watched {
-    let units = Units::of_this_system();
+    let mut sampler = Sampler::new(watch.pid, Units::of_this_system());
     let mut watched = Watched::default();
     loop {
         let mut wait = TICK;
@@ -60,7 +60,7 @@ pub fn watch(watch: Watch, ended: &Receiver<()>) -> Watched {
         if watch.deadline.is_some_and(|deadline| Instant::now() >= deadline) {
             return stop(watch.pid, watched, Stop::TotalTime);
         }
-        watched.usage = watched.usage.max(group::sample(watch.pid, units));
+        watched.usage = watched.usage.max(sampler.sample());
         if watched.usage.user_time_ms > watch.user_limit_ms {
             return stop(watch.pid, watched, Stop::UserTime);
         }

@@ -49,12 +49,7 @@ impl Report {
         let _ = write!(
             json,
             ",\"UserTime\":{},\"TotalTime\":{},\"PeakMemory\":{},\"ExitCode\":{},\"IsTimeout\":{},\"IsOOM\":{},\"Error\":",
-            self.user_time_ms,
-            self.total_time_ms,
-            self.peak_memory_bytes,
-            self.exit_code,
-            self.is_timeout,
-            self.is_oom,
+            self.user_time_ms, self.total_time_ms, self.peak_memory_bytes, self.exit_code, self.is_timeout, self.is_oom,
         );
         push_json_string(&mut json, &self.error);
         json.push('}');

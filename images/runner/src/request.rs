@@ -54,7 +54,8 @@ impl std::error::Error for RequestError {}
 pub fn read_request(mut input: impl BufRead) -> Result<Request, RequestError> {
     let limit_line = read_line(&mut input, "time limit")?;
     let command_line = read_line(&mut input, "command")?;
-    let limits = limits::parse_limit_line(&limit_line).map_err(|err| RequestError::BadLimits { line: limit_line, err })?;
+    let limits =
+        limits::parse_limit_line(&limit_line).map_err(|err| RequestError::BadLimits { line: limit_line, err })?;
     let argv = split_command_line(&command_line)?;
     Ok(Request { limits, command_line: command_line.trim().to_string(), argv })
 }

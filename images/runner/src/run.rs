@@ -191,10 +191,11 @@ pub fn run(argv: &[String], limits: &Limits) -> Result<Measurement, RunError> {
         let (Some(cgroup), Some(before)) = (&cgroup, oom_kills_before) else { return false };
         let grew = || cgroup.oom_kills().is_some_and(|after| after > before);
         // The kernel counts the kill just after sending SIGKILL: look again a moment later.
-        grew() || (signal == Some(libc::SIGKILL) && watched.stopped.is_none() && {
-            thread::sleep(Duration::from_millis(10));
-            grew()
-        })
+        grew()
+            || (signal == Some(libc::SIGKILL) && watched.stopped.is_none() && {
+                thread::sleep(Duration::from_millis(10));
+                grew()
+            })
     };
     let is_oom = watched.stopped == Some(Stop::Memory) || peak_memory_bytes >= ceiling || oom_killed();
     Ok(Measurement { user_time_ms, total_time_ms, peak_memory_bytes, exit_code, timeout, is_oom })
