@@ -54,6 +54,10 @@ impl Units {
 /// the group's own stat lines. A remembered pid is forgotten once it is gone from `/proc`;
 /// for it to belong to a new process of the group before then, pids would have to wrap
 /// around within one sampling interval.
+///
+/// The runner is the subreaper of the command's processes: those orphaned by their parent
+/// become its children. Each sample reaps those that ended and keeps their use, which
+/// `/proc` no longer shows, so they neither drop out of the figures nor pile up as zombies.
 #[derive(Debug)]
 pub struct Sampler {
     pgid: libc::pid_t,
@@ -61,16 +65,20 @@ pub struct Sampler {
     /// Processes outside the group, with the round that last listed them.
     outsiders: HashMap<libc::pid_t, u64>,
     round: u64,
+    /// Orphans of the command reaped so far: their user time added up, their largest peak.
+    reaped: GroupUsage,
 }
 
 impl Sampler {
     pub fn new(pgid: libc::pid_t, units: Units) -> Sampler {
-        Sampler { pgid, units, outsiders: HashMap::new(), round: 0 }
+        Sampler { pgid, units, outsiders: HashMap::new(), round: 0, reaped: GroupUsage::default() }
     }
 
-    /// What the group uses now; processes that vanish meanwhile are skipped.
+    /// What the group uses now, with its orphans that ended; processes that vanish
+    /// meanwhile are skipped.
     pub fn sample(&mut self) -> GroupUsage {
-        let mut usage = GroupUsage::default();
+        self.reap_orphans();
+        let mut usage = self.reaped;
         let Ok(entries) = fs::read_dir("/proc") else { return usage };
         self.round += 1;
         // A stat line is a few hundred bytes; the command name in it is at most 64.
@@ -96,6 +104,44 @@ impl Sampler {
         self.outsiders.retain(|_, seen| *seen == round);
         usage
     }
+
+    /// Reaps the runner's children that ended, other than the command itself (which the
+    /// runner waits for on its own), adding their resource use to `reaped`.
+    fn reap_orphans(&mut self) {
+        loop {
+            // SAFETY: siginfo_t is plain data; waitid fills it in.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            // WNOWAIT: look first, so that the command itself is left for the runner.
+            // SAFETY: valid pointer to a local siginfo_t.
+            let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+            if unsafe { libc::waitid(libc::P_ALL, 0, &mut info, flags) } != 0 {
+                return;
+            }
+            // SAFETY: waitid succeeded, so si_pid is set (0 when no child has ended).
+            let pid = unsafe { info.si_pid() };
+            if pid == 0 || pid == self.pgid {
+                return;
+            }
+            let mut status = 0;
+            // SAFETY: rusage is plain data; wait4 fills it in.
+            let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+            // SAFETY: valid pointers to locals.
+            if unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) } != pid {
+                return;
+            }
+            self.reaped.user_time_ms += timeval_ms(usage.ru_utime);
+            // ru_maxrss is in KiB on Linux.
+            let peak = u64::try_from(usage.ru_maxrss).unwrap_or(0).saturating_mul(1024);
+            self.reaped.peak_rss_bytes = self.reaped.peak_rss_bytes.max(peak);
+        }
+    }
+}
+
+/// A `timeval` in whole milliseconds.
+pub fn timeval_ms(time: libc::timeval) -> u64 {
+    let secs = u64::try_from(time.tv_sec).unwrap_or(0);
+    let micros = u64::try_from(time.tv_usec).unwrap_or(0);
+    secs * 1000 + micros / 1000
 }
 
 /// The fields of a stat line the sampler needs.
@@ -133,6 +179,11 @@ mod tests {
         assert_eq!(parse_stat(line), Some(Stat { pgrp: 4242, utime: 187, cutime: 25, rss_pages: 321 }));
         assert_eq!(parse_stat(b"4242 (sh) R 1 2"), None, "a cut line is skipped");
         assert_eq!(parse_stat(b"garbage"), None);
+    }
+
+    #[test]
+    fn timeval_converts_to_milliseconds() {
+        assert_eq!(timeval_ms(libc::timeval { tv_sec: 2, tv_usec: 345_999 }), 2345);
     }
 
     #[test]

@@ -57,12 +57,13 @@ pub fn watch(watch: Watch, ended: &Receiver<()>) -> Watched {
             Err(RecvTimeoutError::Timeout) => {}
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return watched,
         }
-        if watch.deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-            return stop(watch.pid, watched, Stop::TotalTime);
-        }
+        // JoyOI's order: when both time limits have passed, the user time is the cause.
         watched.usage = watched.usage.max(sampler.sample());
         if watched.usage.user_time_ms > watch.user_limit_ms {
             return stop(watch.pid, watched, Stop::UserTime);
+        }
+        if watch.deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            return stop(watch.pid, watched, Stop::TotalTime);
         }
         if watched.usage.peak_rss_bytes >= watch.ceiling_bytes {
             return stop(watch.pid, watched, Stop::Memory);

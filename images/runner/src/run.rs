@@ -8,8 +8,8 @@
 //! resource use.
 //!
 //! The runner makes itself a child subreaper: a process of the command whose parent dies
-//! becomes the runner's child and stays, once it ends, a zombie in the group until the
-//! runner exits, so its CPU time still counts in the monitor's samples.
+//! becomes the runner's child, and the monitor's samples count its CPU time and reap it
+//! when it ends (see `group`).
 
 use std::fmt;
 use std::fs::File;
@@ -20,6 +20,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::group::timeval_ms;
 use crate::limits::{AddressSpace, Limits};
 use crate::memory::{self, MemoryCgroup};
 use crate::monitor::{self, Stop, Watch};
@@ -241,20 +242,9 @@ fn reap(pid: libc::pid_t) -> Result<(libc::c_int, libc::rusage), RunError> {
     }
 }
 
-fn timeval_ms(time: libc::timeval) -> u64 {
-    let secs = u64::try_from(time.tv_sec).unwrap_or(0);
-    let micros = u64::try_from(time.tv_usec).unwrap_or(0);
-    secs * 1000 + micros / 1000
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timeval_converts_to_milliseconds() {
-        assert_eq!(timeval_ms(libc::timeval { tv_sec: 2, tv_usec: 345_999 }), 2345);
-    }
 
     #[test]
     fn timeouts_read_as_joyoi_wrote_them() {

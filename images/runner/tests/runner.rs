@@ -191,6 +191,28 @@ fn the_user_time_limit_counts_the_commands_children() {
 }
 
 #[test]
+fn the_user_time_limit_counts_orphans_that_ended() {
+    // Each `( ... &)` leaves an orphan that burns up to 150 ms of CPU and ends before the
+    // next starts: no sample sees more than one alive, only their sum passes the limit.
+    let burner = "timeout --foreground 0.15 sh -c \"while :; do :; done\"";
+    let script = format!("for i in 1 2 3 4 5 6 7 8 9 10; do ({burner} &); sleep 0.2; done; echo finished");
+    let run = run("300 10000", &format!("sh -c '{script}'"), None);
+    assert_eq!(run.field("Error"), r#""killed by timeout(user)""#, "{}", run.json);
+    assert_eq!(run.dir.read("stdout.txt"), "", "stopped before the end: {}", run.json);
+}
+
+#[test]
+fn orphans_are_reaped_while_the_command_runs() {
+    // 100 orphans end at once; a moment later none of them is left a zombie of the runner,
+    // the parent of `sh`, which would otherwise hold their pids until it exits.
+    let script = "for i in $(seq 100); do (true &); done; sleep 0.5; \
+                  awk -v runner=$PPID '$3 ~ /^Z$/ && $4 == runner' /proc/[0-9]*/stat | wc -l";
+    let run = run("5000", &format!("sh -c \"{script}\""), None);
+    assert_eq!(run.number("ExitCode"), 0, "{}", run.json);
+    assert_eq!(run.dir.read("stdout.txt").trim(), "0", "zombies left: {}", run.json);
+}
+
+#[test]
 fn a_sleeping_command_hits_the_total_limit_not_the_user_one() {
     let run = run("100 500", "sleep 5", None);
     assert_eq!(run.field("IsTimeout"), "true", "{}", run.json);
