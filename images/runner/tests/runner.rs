@@ -192,10 +192,11 @@ fn the_user_time_limit_counts_the_commands_children() {
 
 #[test]
 fn the_user_time_limit_counts_orphans_that_ended() {
-    // Each `( ... &)` leaves an orphan that burns up to 150 ms of CPU and ends before the
-    // next starts: no sample sees more than one alive, only their sum passes the limit.
-    let burner = "timeout --foreground 0.15 sh -c \"while :; do :; done\"";
-    let script = format!("for i in 1 2 3 4 5 6 7 8 9 10; do ({burner} &); sleep 0.2; done; echo finished");
+    // Each `( ... &)` leaves an orphan that burns about 100 ms of CPU and ends before the
+    // next starts: no sample sees two alive, only their sum passes the limit. (Where the
+    // container's init reaps orphans, only the runner being their subreaper counts them.)
+    let burner = r#"sh -c "i=0; while [ \$i -lt 100000 ]; do i=\$((i+1)); done""#;
+    let script = format!("for n in 1 2 3 4 5 6 7 8 9 10; do ({burner} &); sleep 0.4; done; echo finished");
     let run = run("300 10000", &format!("sh -c '{script}'"), None);
     assert_eq!(run.field("Error"), r#""killed by timeout(user)""#, "{}", run.json);
     assert_eq!(run.dir.read("stdout.txt"), "", "stopped before the end: {}", run.json);
