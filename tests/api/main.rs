@@ -12,5 +12,6 @@ mod cli;
 mod docs;
 mod instances;
 mod metrics;
+mod mtls;
 mod nodes;
 mod state_machines;
