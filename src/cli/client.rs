@@ -111,10 +111,8 @@ impl Client {
             )));
         }
         let builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(10));
-        let http = tls
-            .apply(builder)?
-            .build()
-            .map_err(|e| CliError::Usage(format!("cannot make an HTTP client: {e}")))?;
+        let http =
+            tls.apply(builder)?.build().map_err(|e| CliError::Usage(format!("cannot make an HTTP client: {e}")))?;
         Ok(Client { server, token, http })
     }
 
@@ -131,7 +129,13 @@ impl Client {
         if ["certificate", "Certificate", "handshake", "alert", "tls", "TLS"].iter().any(|w| detail.contains(w)) {
             return CliError::Tls { server: self.server.clone(), detail };
         }
-        let detail = if detail.contains("Connection refused") { "connection refused".to_owned() } else { detail };
+        let detail = if detail.contains("Connection refused") {
+            "connection refused".to_owned()
+        } else if detail.contains("invalid HTTP version") && self.server.starts_with("http://") {
+            "it answers, but not in plain HTTP: if it serves HTTPS, use https:// in --server".to_owned()
+        } else {
+            detail
+        };
         CliError::Unreachable { server: self.server.clone(), detail }
     }
 

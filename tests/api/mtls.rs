@@ -329,11 +329,16 @@ async fn command_line_presents_its_certificate() {
     }
     fails(cli(&server, &[], &["--cacert", &ca, "actor", "list"]).await, &["TLS", "--cert"]);
     fails(cli(&server, &[], &["--cacert", &ca, "--cert", &cert, "actor", "list"]).await, &["--key"]);
+    let plain = server.base.replacen("https://", "http://", 1);
+    fails(cli(&server, &[], &["--server", &plain, "actor", "list"]).await, &["use https://"]);
     let missing = pki.path("missing.pem");
     fails(
         cli(&server, &[], &["--cacert", &missing, "--cert", &cert, "--key", &key, "actor", "list"]).await,
         &[&missing, "--cacert"],
     );
-    fails(cli(&server, &[], &["--cacert", &ca, "--cert", &key, "--key", &key, "actor", "list"]).await, &[&key, "--cert"]);
+    fails(
+        cli(&server, &[], &["--cacert", &ca, "--cert", &key, "--key", &key, "actor", "list"]).await,
+        &[&key, "--cert"],
+    );
     server.finish().await;
 }

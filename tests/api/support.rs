@@ -152,9 +152,8 @@ impl TestServer {
             let _ = rx.await;
         }));
         wharf::install_crypto_provider();
-        let client = client.unwrap_or_else(|| {
-            reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client")
-        });
+        let client = client
+            .unwrap_or_else(|| reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client"));
         let server = TestServer { base, client, db, token, shutdown: Some(tx), task: Some(task) };
         server.wait_ready().await;
         server
