@@ -109,7 +109,7 @@ pub async fn run(
         callbacks_wake,
     );
     let runs = tokio::spawn(runner.clone().run(background.clone()));
-    let config_requires_client_certificate = config.server.tls.requires_client_certificate();
+    let client_certificates = config.server.tls.requires_client_certificate();
     let state = AppState {
         store: store.clone(),
         pool,
@@ -120,7 +120,6 @@ pub async fn run(
     };
     let app = api::app(state, access).into_make_service_with_connect_info::<SocketAddr>();
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let client_certificates = config_requires_client_certificate;
     tracing::info!(address = %local, scheme, client_certificates, database = ?store.backend(), "wharf is listening");
 
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
