@@ -13,6 +13,7 @@ mod docs;
 mod instances;
 mod joyoi_sdk;
 mod metrics;
+mod mtls;
 mod newtonsoft;
 mod nodes;
 mod state_machines;
