@@ -202,6 +202,7 @@ async fn through_wharf(actors: usize, concurrency: usize) -> anyhow::Result<(Dur
         priority: 0,
         debug: false,
         tag: None,
+        started: None,
     };
     let never = CancellationToken::new();
     executor.run(&job, &never).await; // warm-up

@@ -78,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
         &ScriptConfig::default(),
         3 << 20,
         Arc::default(),
+        String::new(),
     );
     let clock = Instant::now();
     let running = tokio::spawn(runner.run(background.clone()));

@@ -36,6 +36,33 @@ pub struct ServerConfig {
     /// Folder of definitions loaded at start (`actors/*.toml`, `state_machines/*.rhai`);
     /// a missing folder is skipped.
     pub definitions: String,
+    /// HTTPS, and client certificates; all empty: plain HTTP.
+    pub tls: ServerTlsConfig,
+}
+
+/// The service's own certificate, and the CAs whose client certificates it accepts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerTlsConfig {
+    /// PEM file: the service's certificate, then its chain. Empty: plain HTTP.
+    pub cert: String,
+    /// PEM file: the private key of `cert` (PKCS#8, PKCS#1 or SEC1).
+    pub key: String,
+    /// PEM bundle of CAs; set, every connection must present a client certificate one of
+    /// them signed, or the TLS handshake fails.
+    pub client_ca: String,
+}
+
+impl ServerTlsConfig {
+    /// Whether the service speaks HTTPS.
+    pub fn enabled(&self) -> bool {
+        !self.cert.is_empty()
+    }
+
+    /// Whether every connection must present a client certificate.
+    pub fn requires_client_certificate(&self) -> bool {
+        self.enabled() && !self.client_ca.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -133,11 +160,15 @@ pub struct CallbackConfig {
     pub max_backoff_secs: u64,
     /// Seconds one delivery may take.
     pub timeout_secs: u64,
+    /// Put after `Parameters.Host`, with `{id}` replaced by the instance id, to make the
+    /// callback's URL (JoyOI's OnlineJudge: `/management/judge/stagechange/{id}`); empty: `Host`.
+    pub path: String,
 }
 
 impl Default for CallbackConfig {
     fn default() -> Self {
         Self {
+            path: String::new(),
             secret: String::new(),
             max_attempts: 12,
             initial_backoff_ms: 1000,
@@ -221,6 +252,7 @@ impl Default for ServerConfig {
             max_json_body: 64 << 20,
             shutdown_grace_secs: 30,
             definitions: "config/definitions".into(),
+            tls: ServerTlsConfig::default(),
         }
     }
 }
@@ -388,6 +420,18 @@ impl Config {
         for (i, rule) in self.acl.allow.iter().enumerate() {
             crate::api::access::IpRule::parse(rule).map_err(|message| invalid(&format!("acl.allow[{i}]"), message))?;
         }
+        let tls = &self.server.tls;
+        if tls.cert.is_empty() != tls.key.is_empty() {
+            let (key, other) =
+                if tls.cert.is_empty() { ("server.tls.cert", "key") } else { ("server.tls.key", "cert") };
+            return Err(invalid(key, format!("must be set with server.tls.{other}: give both files, or neither")));
+        }
+        if !tls.client_ca.is_empty() && !tls.enabled() {
+            return Err(invalid(
+                "server.tls.client_ca",
+                "client certificates need HTTPS: set server.tls.cert and server.tls.key too".into(),
+            ));
+        }
         if self.auth.tokens.iter().any(|t| t.trim().is_empty()) {
             return Err(invalid("auth.tokens", "a token must not be empty".into()));
         }
@@ -414,31 +458,50 @@ impl Config {
     }
 }
 
-/// Overrides `[section] key` with `WHARF_SECTION_KEY` for every scalar or list setting,
-/// parsing the value as the setting's type (lists are comma-separated).
+/// Overrides `[section] key` with `WHARF_SECTION_KEY` for every scalar or list setting, and
+/// `[section.table] key` with `WHARF_SECTION_TABLE_KEY`, parsing the value as the setting's
+/// type (lists are comma-separated).
 fn apply_env(table: &mut toml::Table, env: impl IntoIterator<Item = (String, String)>) -> Result<(), ConfigError> {
     let defaults = toml::Table::try_from(Config::default()).unwrap_or_default();
     let env: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with("WHARF_")).collect();
     for (section, keys) in &defaults {
         let toml::Value::Table(keys) = keys else { continue };
-        for (key, default) in keys {
-            let var = format!("WHARF_{}_{}", section.to_uppercase(), key.to_uppercase());
-            let Some((_, raw)) = env.iter().find(|(k, _)| *k == var) else { continue };
-            let value =
-                parse_env_value(raw, default).map_err(|message| ConfigError::Env { var: var.clone(), message })?;
-            let entry = table.entry(section.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            match entry {
-                toml::Value::Table(t) => {
-                    t.insert(key.clone(), value);
-                }
+        apply_env_to(table, section, keys, &env)?;
+    }
+    Ok(())
+}
+
+/// Applies the variables of the settings in `defaults` (the defaults of the table at `path`,
+/// dotted) to that table of the file.
+fn apply_env_to(
+    file: &mut toml::Table,
+    path: &str,
+    defaults: &toml::Table,
+    env: &[(String, String)],
+) -> Result<(), ConfigError> {
+    for (key, default) in defaults {
+        let path_of_key = format!("{path}.{key}");
+        if let toml::Value::Table(inner) = default {
+            apply_env_to(file, &path_of_key, inner, env)?;
+            continue;
+        }
+        let var = format!("WHARF_{}", path_of_key.replace('.', "_").to_uppercase());
+        let Some((_, raw)) = env.iter().find(|(k, _)| *k == var) else { continue };
+        let value = parse_env_value(raw, default).map_err(|message| ConfigError::Env { var: var.clone(), message })?;
+        let mut table = &mut *file;
+        for part in path.split('.') {
+            let entry = table.entry(part.to_owned()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            table = match entry {
+                toml::Value::Table(t) => t,
                 _ => {
                     return Err(ConfigError::Env {
                         var,
-                        message: format!("`{section}` in the config file is not a table"),
+                        message: format!("`{path}` in the config file is not a table"),
                     });
                 }
-            }
+            };
         }
+        table.insert(key.clone(), value);
     }
     Ok(())
 }
@@ -499,6 +562,29 @@ mod tests {
     }
 
     #[test]
+    fn env_reaches_tables_inside_sections() {
+        let file = write("[server]\nbind = \"127.0.0.1:9000\"\n[server.tls]\ncert = \"from-file.pem\"\n");
+        let config = Config::load(
+            Some(file.path()),
+            env(&[
+                ("WHARF_SERVER_TLS_KEY", "key.pem"),
+                ("WHARF_SERVER_TLS_CLIENT_CA", "ca.pem"),
+                ("WHARF_SERVER_SHUTDOWN_GRACE_SECS", "3"),
+            ]),
+        )
+        .expect("loads");
+        assert_eq!(config.server.tls.cert, "from-file.pem");
+        assert_eq!(config.server.tls.key, "key.pem");
+        assert_eq!(config.server.tls.client_ca, "ca.pem");
+        assert_eq!(config.server.shutdown_grace_secs, 3);
+        assert_eq!(config.server.bind, "127.0.0.1:9000");
+
+        let config = Config::load(None, env(&[("WHARF_SERVER_TLS_CERT", "c.pem"), ("WHARF_SERVER_TLS_KEY", "k.pem")]))
+            .expect("loads without a file");
+        assert!(config.server.tls.enabled() && !config.server.tls.requires_client_certificate());
+    }
+
+    #[test]
     fn errors_name_the_key() {
         fn check(file: &str, env_pairs: &[(&str, &str)], needle: &str) {
             let file = write(file);
@@ -514,5 +600,9 @@ mod tests {
         check("[[nodes]]\nname = \"a\"\naddress = \"ftp://x\"\n", &[], "nodes[0].address");
         check("[database]\nurl = \"mysql://x\"\n", &[], "database.url");
         check("this is not toml", &[], "config file");
+        check("[server.tls]\ncert = \"c.pem\"\n", &[], "server.tls.key");
+        check("", &[("WHARF_SERVER_TLS_KEY", "k.pem")], "server.tls.cert");
+        check("[server.tls]\nclient_ca = \"ca.pem\"\n", &[], "server.tls.client_ca");
+        check("[server]\ntls = 3\n", &[("WHARF_SERVER_TLS_CERT", "c.pem")], "WHARF_SERVER_TLS_CERT");
     }
 }

@@ -9,6 +9,7 @@
 //! - [`metrics`]: counters, gauges and histograms in the Prometheus text format.
 //! - [`api`]: HTTP routes, the `{code, msg, data}` envelope, access control, OpenAPI.
 //! - [`server`]: `wharf serve`, which ties the above together and shuts down cleanly.
+//! - [`tls`]: HTTPS for the service, and the client certificates it requires.
 //! - [`cli`]: the command line of the `wharf` binary.
 
 pub mod api;
@@ -24,9 +25,11 @@ pub mod model;
 pub mod script;
 pub mod server;
 pub mod store;
+pub mod tls;
 
 /// Installs ring as the process's TLS crypto provider (for the Docker client and outgoing
-/// HTTP). Call before building any HTTP client; later calls do nothing.
+/// HTTP; the service's own HTTPS names ring explicitly). Call before building any HTTP
+/// client; later calls do nothing.
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }

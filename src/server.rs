@@ -1,11 +1,13 @@
 //! `wharf serve`: opens the database, registers the configured nodes, and serves the API
-//! until the shutdown future completes, then lets requests finish within a deadline.
+//! (HTTP, or HTTPS with `server.tls`) until the shutdown future completes, then lets requests
+//! finish within a deadline.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -20,10 +22,13 @@ use crate::store::{Store, StoreError};
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(
-        "refusing to listen on {addr} without an access token: anyone who can reach it could run programs. \
-         Set auth.tokens in the config file (or WHARF_AUTH_TOKENS=<secret>), or bind to 127.0.0.1"
+        "refusing to listen on {addr} without authentication: anyone who can reach it could run programs. \
+         Set auth.tokens in the config file (or WHARF_AUTH_TOKENS=<secret>), or require client certificates \
+         with server.tls.client_ca (with server.tls.cert and server.tls.key), or bind to 127.0.0.1"
     )]
     Exposed { addr: SocketAddr },
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("definitions: {0}")]
@@ -34,9 +39,11 @@ pub enum ServeError {
     Http(std::io::Error),
 }
 
-/// Refuses a non-loopback address unless tokens are configured.
+/// Refuses a non-loopback address unless callers must authenticate: with a token, or with a
+/// client certificate one of `server.tls.client_ca` signed.
 pub fn check_exposure(config: &Config, addr: SocketAddr) -> Result<(), ServeError> {
-    if !addr.ip().is_loopback() && config.auth.tokens.is_empty() {
+    let authenticated = !config.auth.tokens.is_empty() || config.server.tls.requires_client_certificate();
+    if !addr.ip().is_loopback() && !authenticated {
         return Err(ServeError::Exposed { addr });
     }
     Ok(())
@@ -61,6 +68,7 @@ pub async fn run(
     crate::install_crypto_provider();
     let local = listener.local_addr().map_err(ServeError::Http)?;
     check_exposure(&config, local)?;
+    let tls = if config.server.tls.enabled() { Some(crate::tls::server_config(&config.server.tls)?) } else { None };
     let store = Store::open(&config.database.url, config.database.max_connections).await?;
     register_config_nodes(&store, &config).await?;
     let definitions = std::path::Path::new(&config.server.definitions);
@@ -99,8 +107,10 @@ pub async fn run(
         &config.scripts,
         config.blobs.chunk_size,
         callbacks_wake,
+        config.callbacks.path.clone(),
     );
     let runs = tokio::spawn(runner.clone().run(background.clone()));
+    let client_certificates = config.server.tls.requires_client_certificate();
     let state = AppState {
         store: store.clone(),
         pool,
@@ -109,18 +119,26 @@ pub async fn run(
         metrics,
         service_id: format!("wharf@{}", hostname()).into(),
     };
-    let app = api::app(state, access);
-    tracing::info!(address = %local, database = ?store.backend(), "wharf is listening");
+    let app = api::app(state, access).into_make_service_with_connect_info::<SocketAddr>();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(address = %local, scheme, client_certificates, database = ?store.backend(), "wharf is listening");
 
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(
-        async move {
-            shutdown.await;
-            tracing::info!("shutting down: no new connections");
-            let _ = stopping_tx.send(());
-        },
-    );
-    let server = tokio::spawn(async move { server.await });
+    let stopping = async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new connections");
+        let _ = stopping_tx.send(());
+    };
+    let server = match tls {
+        None => tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(stopping).into_future()),
+        // `tap_io` does nothing to a connection; it is how axum hands the client's address
+        // (`ConnectInfo<SocketAddr>`, which the allow list reads) from a listener of our own.
+        Some(tls) => tokio::spawn(
+            axum::serve(crate::tls::TlsListener::new(listener, tls).tap_io(|_| {}), app)
+                .with_graceful_shutdown(stopping)
+                .into_future(),
+        ),
+    };
     let outcome = tokio::select! {
         result = server => result,
         _ = async {

@@ -155,7 +155,7 @@ async fn delete_mid_run_kills_the_container_and_calls_back_once() {
     }
     let answer = api.ok(Method::DELETE, &format!("/api/v1/StateMachineInstance/{id}"), None).await;
     assert_eq!(answer["cancelled"], 1);
-    assert_eq!(api.instance(&id).await["status"], "Cancelled");
+    assert_eq!(api.instance(&id).await["state"], "Cancelled");
     let deadline = Instant::now() + Duration::from_secs(20);
     while count_labelled(&primary.docker, &label).await.expect("count") > 0 {
         assert!(Instant::now() < deadline, "the cancelled actor's container is still there");
@@ -169,9 +169,10 @@ async fn delete_mid_run_kills_the_container_and_calls_back_once() {
     receiver.listen().await;
     let got = receiver.expect(1).await;
     let payload: serde_json::Value = serde_json::from_slice(&got[0].body).expect("json");
-    assert_eq!(payload["status"], "Cancelled");
+    assert_eq!(payload["state"], "Cancelled");
+    assert_eq!(payload["status"], "Failed");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(api.instance(&id).await["status"], "Cancelled", "a cancelled instance stays cancelled");
+    assert_eq!(api.instance(&id).await["state"], "Cancelled", "a cancelled instance stays cancelled");
     service.stop().await;
 }
 

@@ -36,7 +36,7 @@ pub struct BlobInput {
     /// A file name for the blob (defaults to the remark, then `blob`).
     #[serde(alias = "Name", default)]
     pub name: Option<String>,
-    /// Compressed uploads are not supported: send the plain bytes.
+    /// The body is gzip: it is decompressed, and the plain content is stored.
     #[serde(alias = "IsCompressed", default)]
     pub is_compressed: Option<bool>,
 }
@@ -145,32 +145,51 @@ async fn get_blob_content(State(state): State<AppState>, Path(id): Path<String>)
     Ok((headers, Body::from_stream(chunks)).into_response())
 }
 
-/// Stores a blob sent as base64 in JSON.
+/// Stores a blob sent as base64 in JSON (gzip first when `isCompressed`). Content that is
+/// already stored gives back the first blob with it, as JoyOI does.
 #[utoipa::path(put, path = "/api/v1/Blob", tag = "Blob", request_body = BlobInput,
     responses((status = 200, body = Envelope<Created>), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
 async fn put_blob(
     State(state): State<AppState>,
     JsonBody(input): JsonBody<BlobInput>,
 ) -> Result<Reply<Created>, ApiError> {
-    if input.is_compressed == Some(true) {
-        return Err(ApiError::field("isCompressed", "compressed uploads are not supported; send the plain bytes"));
-    }
     let remark = input.remark.unwrap_or_default();
     let name = blob_name(input.name, &remark)?;
     let max = state.config.blobs.max_size;
-    if (input.body.len() as u64 / 4).saturating_mul(3) > max + 3 {
+    if (input.body.len() as u64 / 4).saturating_mul(3) > max + 3 && input.is_compressed != Some(true) {
         return Err(too_large(max));
     }
-    let bytes = base64::engine::general_purpose::STANDARD
+    let mut bytes = base64::engine::general_purpose::STANDARD
         .decode(input.body.trim())
         .map_err(|e| ApiError::field("body", format!("not valid base64: {e}")))?;
+    if input.is_compressed == Some(true) {
+        bytes = gunzip(&bytes, max)?;
+    }
     if bytes.len() as u64 > max {
         return Err(too_large(max));
     }
-    let upload = BlobUpload { name, remark, time_stamp: input.time_stamp.unwrap_or_else(crate::model::now_millis) };
+    if let Some(existing) = state.store.first_blob_with(&crate::store::sha256_hex(&bytes)).await? {
+        tracing::debug!(blob = %existing.id, "blob content already stored");
+        return Ok(Reply(Created { id: existing.id.to_string() }));
+    }
+    let upload = BlobUpload { name, remark, time_stamp: input.time_stamp.unwrap_or_else(crate::model::now_secs) };
     let blob = state.store.put_blob(&upload, ContentSource::Bytes(&bytes), state.config.blobs.chunk_size).await?;
     tracing::info!(blob = %blob.id, size = blob.size, sha256 = %blob.sha256, "blob stored");
     Ok(Reply(Created { id: blob.id.to_string() }))
+}
+
+/// Decompresses a gzip body, refusing one that grows past `max` bytes.
+fn gunzip(compressed: &[u8], max: u64) -> Result<Vec<u8>, ApiError> {
+    use std::io::Read as _;
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(compressed)
+        .take(max.saturating_add(1))
+        .read_to_end(&mut plain)
+        .map_err(|e| ApiError::field("body", format!("isCompressed is true but the body is not valid gzip: {e}")))?;
+    if plain.len() as u64 > max {
+        return Err(too_large(max));
+    }
+    Ok(plain)
 }
 
 /// Stores the request body as a blob, streamed: for files of any size.
@@ -208,7 +227,7 @@ async fn put_blob_raw(
     let upload = BlobUpload {
         name: query.name,
         remark: query.remark.unwrap_or_default(),
-        time_stamp: query.time_stamp.unwrap_or_else(crate::model::now_millis),
+        time_stamp: query.time_stamp.unwrap_or_else(crate::model::now_secs),
     };
     let source = ContentSource::File { file: &mut file, sha256: hex::encode(hasher.finalize()), size };
     let blob = state.store.put_blob(&upload, source, state.config.blobs.chunk_size).await?;

@@ -42,7 +42,7 @@ pub fn dot(instance: &Instance, actors: &[ActorInfo]) -> String {
         if let Some(tag) = &actor.tag {
             let _ = write!(label, "\n{tag}");
         }
-        let _ = write!(label, "\n{}", actor.status);
+        let _ = write!(label, "\n{}", actor.status.as_str());
         let color = match actor.status.as_str() {
             "Succeeded" => "palegreen",
             "Failed" => "lightcoral",
@@ -75,7 +75,7 @@ pub fn dot(instance: &Instance, actors: &[ActorInfo]) -> String {
 async fn get_graph(State(state): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
     let id = parse_id("instance", &id)?;
     let instance = state.store.get_instance(id).await?;
-    let actors = state.store.started_actors(id).await?;
+    let actors = state.store.started_actors(&instance).await?;
     Ok(([(header::CONTENT_TYPE, "text/vnd.graphviz; charset=utf-8")], dot(&instance, &actors)))
 }
 
@@ -103,19 +103,20 @@ mod tests {
             re_run_times: 0,
             exception: None,
             execution_key: None,
+            run_by: None,
             result: None,
             created_at: chrono::Utc::now(),
-            start_time: None,
+            start_time: chrono::Utc::now(),
             end_time: None,
         };
         let compile = ActorInfo {
             name: "judge-compile".into(),
-            start_time: None,
+            start_time: chrono::Utc::now(),
             end_time: None,
             inputs: vec![source.clone()],
             outputs: vec![program.clone()],
             exceptions: vec![],
-            status: "Succeeded".into(),
+            status: crate::model::instance::ActorState::Succeeded,
             stage: Some("Compile".into()),
             tag: Some("say \"hi\"".into()),
             used_node: None,

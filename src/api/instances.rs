@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
-use chrono::{NaiveDate, Utc};
+use chrono::{NaiveDate, NaiveDateTime};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -14,7 +14,7 @@ use super::envelope::{Changed, Created, Envelope, ErrorBody, Listed, Reply};
 use super::error::ApiError;
 use super::extract::{JsonBody, Paging, QueryParams, parse_id};
 use crate::model::blob::{BlobRef, validate_file_name};
-use crate::model::instance::{Instance, Status};
+use crate::model::instance::{INITIAL_STAGE, Instance, JoyStatus, Status};
 use crate::model::limitation::Limitation;
 use crate::store::{CallbackView, InstanceFilter, NewInstance};
 
@@ -25,13 +25,15 @@ pub struct InstanceInput {
     /// The state machine to run.
     #[serde(alias = "Name")]
     pub name: String,
+    /// The files it starts with (`null` is none, as JoyOI's SDK may send).
     #[serde(alias = "InitialBlobs", default)]
-    pub initial_blobs: Vec<BlobRef>,
+    pub initial_blobs: Option<Vec<BlobRef>>,
     #[serde(alias = "Limitation", default)]
     pub limitation: Option<Limitation>,
-    /// `Host` (callback URL), `Debug` (`"true"` keeps containers), and the script's own.
+    /// `Host` (callback URL), `Debug` (`"true"` keeps containers), and the script's own;
+    /// a `null` value is the same as no value (JoyOI's SDK sends `"Host": null`).
     #[serde(alias = "Parameters", default)]
-    pub parameters: BTreeMap<String, String>,
+    pub parameters: BTreeMap<String, Option<String>>,
     /// Lower runs first.
     #[serde(alias = "Priority", default)]
     pub priority: i64,
@@ -41,7 +43,7 @@ pub struct InstanceInput {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InstancePatch {
-    /// Continue from this stage.
+    /// Continue from this stage; `Start` (or none) re-runs from the top, as JoyOI does.
     #[serde(alias = "Stage")]
     pub stage: Option<String>,
     /// Parameters to set; a `null` value removes the key.
@@ -57,13 +59,17 @@ pub struct InstanceQuery {
     /// State machine name.
     pub name: Option<String>,
     pub stage: Option<String>,
-    /// Queued, Running, Succeeded, Failed or Cancelled.
+    /// JoyOI's Running (queued or running), Failed (failed or cancelled) or Succeeded; or one
+    /// of wharf's states (Queued, Cancelled).
     pub status: Option<String>,
-    /// Created at or after: RFC 3339, a date (YYYY-MM-DD) or milliseconds since the epoch.
-    #[serde(rename = "begin_time", alias = "beginTime")]
+    /// wharf's state: Queued, Running, Succeeded, Failed or Cancelled.
+    pub state: Option<String>,
+    /// Created at or after: RFC 3339, a date (YYYY-MM-DD), `MM/DD/YYYY hh:mm:ss [AM|PM]` (what
+    /// .NET's `DateTime.ToString()` gives) or milliseconds since the epoch.
+    #[serde(rename = "begin_time", alias = "beginTime", alias = "begin")]
     pub begin_time: Option<String>,
     /// Created at or before, in the same forms.
-    #[serde(rename = "finish_time", alias = "finishTime")]
+    #[serde(rename = "finish_time", alias = "finishTime", alias = "end")]
     pub finish_time: Option<String>,
     pub page: Option<i64>,
     #[serde(alias = "page_size")]
@@ -90,8 +96,13 @@ fn parse_time(param: &str, text: &str, end: bool) -> Result<i64, ApiError> {
         let start = date.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_millis()).unwrap_or_default();
         return Ok(if end { start + 86_400_000 - 1 } else { start });
     }
+    for format in ["%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %H:%M:%S"] {
+        if let Ok(time) = NaiveDateTime::parse_from_str(text, format) {
+            return Ok(time.and_utc().timestamp_millis());
+        }
+    }
     Err(ApiError::BadRequest(format!(
-        "query parameter `{param}`: `{text}` is not a time (RFC 3339, YYYY-MM-DD or milliseconds)"
+        "query parameter `{param}`: `{text}` is not a time (RFC 3339, YYYY-MM-DD, MM/DD/YYYY hh:mm:ss or milliseconds)"
     )))
 }
 
@@ -102,23 +113,41 @@ async fn list_instances(
     State(state): State<AppState>,
     QueryParams(query): QueryParams<InstanceQuery>,
 ) -> Result<Listed<Instance>, ApiError> {
-    let status = match &query.status {
-        Some(text) => Some(Status::parse(text).ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "query parameter `status`: `{text}` is not one of Queued, Running, Succeeded, Failed, Cancelled"
-            ))
-        })?),
-        None => None,
+    let mut states: Vec<Status> = match &query.status {
+        Some(text) => match JoyStatus::ALL.into_iter().find(|s| s.as_str().eq_ignore_ascii_case(text)) {
+            Some(joyoi) => joyoi.states().to_vec(),
+            None => vec![Status::parse(text).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "query parameter `status`: `{text}` is not one of Running, Failed, Succeeded, Queued, Cancelled"
+                ))
+            })?],
+        },
+        None => Vec::new(),
     };
+    if let Some(text) = &query.state {
+        let state = Status::parse(text).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "query parameter `state`: `{text}` is not one of Queued, Running, Succeeded, Failed, Cancelled"
+            ))
+        })?;
+        if !states.is_empty() && !states.contains(&state) {
+            return Ok(Listed { items: Vec::new(), total: 0 });
+        }
+        states = vec![state];
+    }
     let filter = InstanceFilter {
         name: query.name.clone(),
         stage: query.stage.clone(),
-        status,
+        states,
         created_from: query.begin_time.as_deref().map(|t| parse_time("begin_time", t, false)).transpose()?,
         created_to: query.finish_time.as_deref().map(|t| parse_time("finish_time", t, true)).transpose()?,
     };
     let page = Paging { page: query.page, page_size: query.page_size }.page()?;
-    let (items, total) = state.store.list_instances(&filter, page).await?;
+    let (mut items, total) = state.store.list_instances(&filter, page).await?;
+    // A listing shows what a GET shows.
+    for instance in &mut items {
+        instance.started_actors = state.store.started_actors(instance).await?;
+    }
     Ok(Listed { items, total })
 }
 
@@ -131,7 +160,7 @@ async fn get_instance(
 ) -> Result<Reply<InstanceDetail>, ApiError> {
     let id = parse_id("instance", &id)?;
     let mut instance = state.store.get_instance(id).await?;
-    instance.started_actors = state.store.started_actors(id).await?;
+    instance.started_actors = state.store.started_actors(&instance).await?;
     let callbacks = state.store.callbacks_of(id).await?.iter().map(CallbackView::from).collect();
     Ok(Reply(InstanceDetail { instance, callbacks }))
 }
@@ -152,28 +181,31 @@ async fn put_instance(
     State(state): State<AppState>,
     JsonBody(input): JsonBody<InstanceInput>,
 ) -> Result<Reply<Created>, ApiError> {
-    for (i, blob) in input.initial_blobs.iter().enumerate() {
+    let initial_blobs = input.initial_blobs.unwrap_or_default();
+    for (i, blob) in initial_blobs.iter().enumerate() {
         validate_file_name(&blob.name).map_err(|m| ApiError::field(&format!("initialBlobs[{i}].name"), m))?;
     }
     if let Some(limitation) = &input.limitation {
         limitation.validate("limitation").map_err(ApiError::BadRequest)?;
     }
-    if let Some(host) = input.parameters.get("Host")
+    let parameters: BTreeMap<String, String> =
+        input.parameters.into_iter().filter_map(|(key, value)| Some((key, value?))).collect();
+    if let Some(host) = parameters.get("Host")
         && !(host.starts_with("http://") || host.starts_with("https://"))
     {
         return Err(ApiError::field("parameters.Host", format!("`{host}` is not an http:// or https:// URL")));
     }
     let machine = state.store.get_state_machine(&input.name).await?;
-    let ids: Vec<_> = input.initial_blobs.iter().map(|b| b.id).collect();
+    let ids: Vec<_> = initial_blobs.iter().map(|b| b.id).collect();
     if let Some(missing) = state.store.missing_blobs(&ids).await?.first() {
         let index = ids.iter().position(|id| id == missing).unwrap_or_default();
         return Err(ApiError::NotFound(format!("blob `{missing}` not found (initialBlobs[{index}].id)")));
     }
     let new = NewInstance {
         name: input.name,
-        initial_blobs: input.initial_blobs,
+        initial_blobs,
         limitation: input.limitation,
-        parameters: input.parameters,
+        parameters,
         priority: input.priority,
     };
     let id = state.store.create_instance(&new, &machine.body, &state.service_id).await?;
@@ -182,39 +214,54 @@ async fn put_instance(
     Ok(Reply(Created { id: id.to_string() }))
 }
 
-/// Changes an instance's stage (to continue from) or parameters.
+/// Re-runs an instance from a stage (from the top by default, as JoyOI does), with its
+/// parameters changed; it gets a new execution key.
 #[utoipa::path(patch, path = "/api/v1/StateMachineInstance/{id}", tag = "StateMachineInstance", request_body = InstancePatch,
-    responses((status = 200, body = Envelope<Changed>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Envelope<Changed>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
 async fn patch_instance(
     State(state): State<AppState>,
     Path(id): Path<String>,
     JsonBody(patch): JsonBody<InstancePatch>,
 ) -> Result<Reply<Changed>, ApiError> {
     let id = parse_id("instance", &id)?;
-    if patch.stage.is_none() && patch.parameters.is_none() {
-        return Err(ApiError::BadRequest("nothing to change: give `stage` and/or `parameters`".into()));
-    }
-    if let Some(stage) = &patch.stage
-        && stage.trim().is_empty()
-    {
+    let stage = patch.stage.as_deref().unwrap_or(INITIAL_STAGE);
+    if stage.trim().is_empty() {
         return Err(ApiError::field("stage", "must not be empty"));
     }
-    if let Some(parameters) = &patch.parameters {
-        state.store.patch_instance(id, None, Some(parameters)).await?;
+    if let Some(host) = patch.parameters.as_ref().and_then(|p| p.get("Host")).and_then(Option::as_deref)
+        && !(host.starts_with("http://") || host.starts_with("https://"))
+    {
+        return Err(ApiError::field("parameters.Host", format!("`{host}` is not an http:// or https:// URL")));
     }
-    if let Some(stage) = &patch.stage {
-        state.runner.rerun_from(id, stage).await?;
-    }
-    tracing::info!(instance_id = %id, stage = ?patch.stage, at = %Utc::now(), "instance patched");
+    let execution_key = state.runner.rerun_from(id, stage, patch.parameters.as_ref()).await?;
+    tracing::info!(instance_id = %id, stage, execution_key, "instance re-run");
     Ok(Reply(Changed::patched()))
 }
 
-/// Stops an instance and marks it Cancelled.
+/// Cancels a queued or running instance (its containers are killed; `{cancelled: 1}`), or
+/// removes an ended one with its history (`{deleted: 1}`; then it is not found), as JoyOI does.
 #[utoipa::path(delete, path = "/api/v1/StateMachineInstance/{id}", tag = "StateMachineInstance",
-    responses((status = 200, body = Envelope<Changed>), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = Envelope<Changed>), (status = 404, body = ErrorBody)))]
 async fn delete_instance(State(state): State<AppState>, Path(id): Path<String>) -> Result<Reply<Changed>, ApiError> {
     let id = parse_id("instance", &id)?;
-    state.runner.cancel(id).await?;
-    tracing::info!(instance_id = %id, "instance cancelled");
-    Ok(Reply(Changed::cancelled()))
+    let instance = state.store.get_instance(id).await?;
+    if instance.status.is_finished() {
+        state.store.delete_instance(id).await?;
+        tracing::info!(instance_id = %id, "instance deleted");
+        return Ok(Reply(Changed::deleted()));
+    }
+    match state.runner.cancel(id).await {
+        Ok(()) => {
+            tracing::info!(instance_id = %id, "instance cancelled");
+            Ok(Reply(Changed::cancelled()))
+        }
+        // It ended between the read and the cancel: it is removed as an ended one is.
+        Err(crate::store::StoreError::Conflict(_)) => {
+            state.store.delete_instance(id).await?;
+            tracing::info!(instance_id = %id, "instance deleted");
+            Ok(Reply(Changed::deleted()))
+        }
+        Err(err) => Err(err.into()),
+    }
 }

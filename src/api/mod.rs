@@ -12,6 +12,7 @@ mod health;
 mod instances;
 mod metrics;
 mod nodes;
+mod route_case;
 mod state_machines;
 
 use std::sync::Arc;
@@ -90,16 +91,25 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 /// The whole application: routes, docs, access checks, envelope fallbacks.
 pub fn app(state: AppState, access: access::Access) -> Router {
     let (routes, openapi) = routes();
+    let route_case = route_case::RouteCase::new(openapi.paths.paths.keys().map(String::as_str));
     let max_json_body = usize::try_from(state.config.server.max_json_body).unwrap_or(usize::MAX);
     let metrics = state.metrics.clone();
-    routes
+    let routed = routes
         .merge(SwaggerUi::new("/swagger").url("/api-docs/openapi.json", openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_json_body))
         .layer(axum::middleware::from_fn_with_state(Arc::new(access), access::check))
         .layer(axum::middleware::from_fn_with_state(metrics, log_request))
-        .with_state(state)
+        .with_state(state);
+    // Layers of a router run after its routing; the path must be rewritten before it, so
+    // the routed application sits behind an outer router whose only route is the fallback.
+    Router::new().fallback_service(routed).layer(axum::middleware::map_request(
+        move |request: axum::extract::Request| {
+            let rewritten = route_case.rewrite(request);
+            async move { rewritten }
+        },
+    ))
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

@@ -1,5 +1,7 @@
 //! `/api/v1/DockerNode`: the Docker engines actors run on, registered at run time and persisted.
 
+use std::collections::BTreeMap;
+
 use axum::extract::{Path, State};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -56,7 +58,12 @@ pub struct NodeCreated {
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_nodes)).routes(routes!(put_node)).routes(routes!(patch_node, delete_node))
+    OpenApiRouter::new()
+        .routes(routes!(list_nodes))
+        .routes(routes!(waiting_tasks))
+        .routes(routes!(timeout_errors))
+        .routes(routes!(put_node))
+        .routes(routes!(patch_node, delete_node))
 }
 
 fn check_capacity(capacity: i64) -> Result<(), ApiError> {
@@ -103,6 +110,22 @@ async fn list_nodes(
     let items =
         nodes.into_iter().skip(page.offset as usize).take(page.limit.min(i64::from(u32::MAX)) as usize).collect();
     Ok(Listed { items, total })
+}
+
+/// How many actors of this service wait for a node slot, by priority (JoyOI's shape: an
+/// object whose keys are priorities).
+#[utoipa::path(get, path = "/api/v1/DockerNode/WaitingTasks", tag = "DockerNode",
+    responses((status = 200, body = Envelope<BTreeMap<i64, usize>>)))]
+async fn waiting_tasks(State(state): State<AppState>) -> Reply<BTreeMap<i64, usize>> {
+    Reply(state.pool.queued_by_priority())
+}
+
+/// Engine calls of this service that timed out lately, oldest first, each as
+/// `(<time>): <what timed out>` (JoyOI's shape: a list of strings).
+#[utoipa::path(get, path = "/api/v1/DockerNode/TimeoutErrors", tag = "DockerNode",
+    responses((status = 200, body = Envelope<Vec<String>>)))]
+async fn timeout_errors(State(state): State<AppState>) -> Reply<Vec<String>> {
+    Reply(state.pool.timeout_errors())
 }
 
 /// Makes the pool see a change of the registered nodes now, and probe them soon.

@@ -25,8 +25,8 @@ pub struct StateMachineInput {
     /// The Rhai script.
     #[serde(alias = "Body")]
     pub body: String,
-    /// Default limits of the actors it runs.
-    #[serde(alias = "Limitation", default)]
+    /// Default limits of the actors it runs (JoyOI's SDK names it `ContainerLimitation`).
+    #[serde(alias = "Limitation", alias = "ContainerLimitation", alias = "containerLimitation", default)]
     pub limitation: Option<Limitation>,
 }
 
@@ -38,7 +38,7 @@ pub struct StateMachinePatch {
     pub name: Option<String>,
     #[serde(alias = "Body")]
     pub body: Option<String>,
-    #[serde(alias = "Limitation")]
+    #[serde(alias = "Limitation", alias = "ContainerLimitation", alias = "containerLimitation")]
     pub limitation: Option<Limitation>,
 }
 

@@ -1,7 +1,8 @@
-//! The HTTP client the commands share: the server's address and token, the envelope, and
-//! errors a person can act on — one line each, naming the server, the resource or the file.
+//! The HTTP client the commands share: the server's address, token and TLS files, the
+//! envelope, and errors a person can act on — one line each, naming the server, the resource
+//! or the file.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -13,6 +14,11 @@ use tokio::io::AsyncWriteExt;
 pub enum CliError {
     #[error("cannot reach the wharf service at {server}: {detail} (is it running? set --server or WHARF_SERVER)")]
     Unreachable { server: String, detail: String },
+    #[error(
+        "TLS with the wharf service at {server} failed: {detail} \
+         (check --cacert, --cert and --key, or WHARF_CACERT, WHARF_CERT and WHARF_KEY)"
+    )]
+    Tls { server: String, detail: String },
     #[error("{message} (set --token or WHARF_TOKEN)")]
     Unauthorized { message: String },
     #[error("{0}")]
@@ -31,6 +37,59 @@ impl CliError {
     }
 }
 
+/// Files for HTTPS: the CA to trust for the service, and this client's certificate and key.
+#[derive(Debug, Clone, Default)]
+pub struct TlsFiles {
+    pub cacert: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    fn any(&self) -> bool {
+        self.cacert.is_some() || self.cert.is_some() || self.key.is_some()
+    }
+
+    /// `builder` trusting `cacert` only, and presenting `cert` and `key`; each file is checked
+    /// here so that an error names it.
+    fn apply(&self, mut builder: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder, CliError> {
+        if let Some(path) = &self.cacert {
+            let roots = crate::tls::read_certificates("--cacert", &path.display().to_string())
+                .map_err(|e| tls_file_error(path, e))?;
+            let roots = roots
+                .iter()
+                .map(|der| reqwest::Certificate::from_der(der))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| CliError::file(path, format!("not a usable CA certificate ({e}) (--cacert)")))?;
+            builder = builder.tls_certs_only(roots);
+        }
+        match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => {
+                crate::tls::read_certificates("--cert", &cert.display().to_string())
+                    .map_err(|e| tls_file_error(cert, e))?;
+                crate::tls::read_key("--key", &key.display().to_string()).map_err(|e| tls_file_error(key, e))?;
+                // Both were just read; reqwest takes them as one PEM text.
+                let mut pem = std::fs::read(cert).map_err(|e| CliError::file(cert, e))?;
+                pem.push(b'\n');
+                pem.extend(std::fs::read(key).map_err(|e| CliError::file(key, e))?);
+                let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+                    CliError::file(cert, format!("cannot be used with {} ({e}) (--cert, --key)", key.display()))
+                })?;
+                builder = builder.identity(identity);
+            }
+            (None, None) => {}
+            _ => return Err(CliError::Usage("--cert and --key go together: give both files".into())),
+        }
+        Ok(builder)
+    }
+}
+
+/// A TLS file error as the CLI says it: the file, what is wrong, and the flag it came from.
+fn tls_file_error(path: &Path, err: crate::tls::TlsError) -> CliError {
+    let crate::tls::TlsError::File { key: flag, message, .. } = err;
+    CliError::file(path, format!("{message} ({flag})"))
+}
+
 /// A connection to a running service.
 #[derive(Clone)]
 pub struct Client {
@@ -40,16 +99,20 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(server: &str, token: Option<String>) -> Result<Client, CliError> {
+    pub fn new(server: &str, token: Option<String>, tls: &TlsFiles) -> Result<Client, CliError> {
         crate::install_crypto_provider();
         let server = server.trim_end_matches('/').to_owned();
         if !(server.starts_with("http://") || server.starts_with("https://")) {
             return Err(CliError::Usage(format!("--server `{server}` is not an http:// or https:// URL")));
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| CliError::Usage(format!("cannot make an HTTP client: {e}")))?;
+        if tls.any() && !server.starts_with("https://") {
+            return Err(CliError::Usage(format!(
+                "--cacert, --cert and --key are for an https:// service; --server is `{server}`"
+            )));
+        }
+        let builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(10));
+        let http =
+            tls.apply(builder)?.build().map_err(|e| CliError::Usage(format!("cannot make an HTTP client: {e}")))?;
         Ok(Client { server, token, http })
     }
 
@@ -63,7 +126,16 @@ impl Client {
 
     fn unreachable(&self, err: &reqwest::Error) -> CliError {
         let detail = crate::errors::with_causes(err);
-        let detail = if detail.contains("Connection refused") { "connection refused".to_owned() } else { detail };
+        if ["certificate", "Certificate", "handshake", "alert", "tls", "TLS"].iter().any(|w| detail.contains(w)) {
+            return CliError::Tls { server: self.server.clone(), detail };
+        }
+        let detail = if detail.contains("Connection refused") {
+            "connection refused".to_owned()
+        } else if detail.contains("invalid HTTP version") && self.server.starts_with("http://") {
+            "it answers, but not in plain HTTP: if it serves HTTPS, use https:// in --server".to_owned()
+        } else {
+            detail
+        };
         CliError::Unreachable { server: self.server.clone(), detail }
     }
 

@@ -1,4 +1,4 @@
-//! `wharf instance list|get|cancel|rerun|graph`.
+//! `wharf instance list|get|cancel|rm|rerun|graph`.
 
 use clap::Subcommand;
 use serde_json::{Value, json};
@@ -27,6 +27,8 @@ pub enum InstanceCommand {
     Get { id: String },
     /// Stop an instance; its containers are killed.
     Cancel { id: String },
+    /// Remove an ended instance with its history.
+    Rm { id: String },
     /// Run an instance again from a stage; what came before is kept.
     Rerun {
         id: String,
@@ -56,7 +58,7 @@ pub async fn run(client: &Client, json: bool, command: InstanceCommand) -> Resul
                     vec![
                         table::cell(&i["id"]),
                         table::cell(&i["name"]),
-                        table::cell(&i["status"]),
+                        table::cell(&i["state"]),
                         table::cell(&i["stage"]),
                         table::time(&i["createdAt"]),
                     ]
@@ -73,8 +75,23 @@ pub async fn run(client: &Client, json: bool, command: InstanceCommand) -> Resul
             describe(&instance);
         }
         InstanceCommand::Cancel { id } => {
-            let data = client.delete(&format!("/api/v1/StateMachineInstance/{}", segment(&id))).await?;
+            // DELETE also removes an ended instance, which a cancel must not do.
+            let path = format!("/api/v1/StateMachineInstance/{}", segment(&id));
+            let state = client.get(&path).await?["state"].as_str().unwrap_or_default().to_owned();
+            if matches!(state.as_str(), "Succeeded" | "Failed" | "Cancelled") {
+                return Err(CliError::Api(format!("instance `{id}` has already ended ({state})")));
+            }
+            let data = client.delete(&path).await?;
             if json { print_json(&data) } else { println!("instance {id} cancelled") }
+        }
+        InstanceCommand::Rm { id } => {
+            let path = format!("/api/v1/StateMachineInstance/{}", segment(&id));
+            let state = client.get(&path).await?["state"].as_str().unwrap_or_default().to_owned();
+            if !matches!(state.as_str(), "Succeeded" | "Failed" | "Cancelled") {
+                return Err(CliError::Api(format!("instance `{id}` is {state}: cancel it first")));
+            }
+            let data = client.delete(&path).await?;
+            if json { print_json(&data) } else { println!("instance {id} deleted") }
         }
         InstanceCommand::Rerun { id, stage } => {
             let data = client
@@ -93,7 +110,7 @@ pub async fn run(client: &Client, json: bool, command: InstanceCommand) -> Resul
 pub fn describe(instance: &Value) {
     println!("id:        {}", table::cell(&instance["id"]));
     println!("machine:   {}", table::cell(&instance["name"]));
-    println!("status:    {}", table::cell(&instance["status"]));
+    println!("status:    {}", table::cell(&instance["state"]));
     println!("stage:     {}", table::cell(&instance["stage"]));
     println!("started:   {}", table::time(&instance["startTime"]));
     println!("ended:     {}", table::time(&instance["endTime"]));
@@ -111,7 +128,7 @@ pub fn describe(instance: &Value) {
                 vec![
                     table::cell(&a["name"]),
                     table::cell(&a["tag"]),
-                    table::cell(&a["status"]),
+                    table::cell(&a["state"]),
                     table::cell(&a["usedNode"]),
                     outputs.join(","),
                 ]

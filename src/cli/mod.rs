@@ -15,6 +15,8 @@ mod table;
 pub use client::{CliError, Client};
 pub use serve::ServeArgs;
 
+use std::path::PathBuf;
+
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -35,6 +37,16 @@ pub struct Global {
     /// Bearer token, when the service requires one.
     #[arg(long, global = true, env = "WHARF_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// PEM file of the CA that signed an https:// service's certificate (instead of the
+    /// system's CAs).
+    #[arg(long, global = true, env = "WHARF_CACERT", value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// PEM file of this client's certificate, for a service that requires one (with --key).
+    #[arg(long, global = true, env = "WHARF_CERT", value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// PEM file of the private key of --cert.
+    #[arg(long, global = true, env = "WHARF_KEY", value_name = "FILE")]
+    pub key: Option<PathBuf>,
     /// Print the service's JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
@@ -65,7 +77,8 @@ pub enum Command {
 
 /// Runs a client command. `serve` is handled by the binary.
 pub async fn run_client(global: &Global, command: Command) -> Result<(), CliError> {
-    let client = Client::new(&global.server, global.token.clone())?;
+    let tls = client::TlsFiles { cacert: global.cacert.clone(), cert: global.cert.clone(), key: global.key.clone() };
+    let client = Client::new(&global.server, global.token.clone(), &tls)?;
     match command {
         Command::Serve(_) => Err(CliError::Usage("serve is not a client command".into())),
         Command::Actor(command) => actor::run(&client, global.json, command).await,

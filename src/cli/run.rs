@@ -84,7 +84,7 @@ pub async fn run(client: &Client, json: bool, args: RunArgs) -> Result<(), CliEr
     } else {
         describe(&instance);
     }
-    match instance["status"].as_str() {
+    match instance["state"].as_str() {
         Some("Succeeded") => Ok(()),
         status => Err(CliError::Ended(format!(
             "instance {id} {}: {}",
@@ -101,7 +101,7 @@ async fn follow(client: &Client, id: &str, quiet: bool) -> Result<Value, CliErro
     let mut last = String::new();
     loop {
         let instance = client.get(&format!("/api/v1/StateMachineInstance/{}", segment(id))).await?;
-        let status = instance["status"].as_str().unwrap_or("?").to_owned();
+        let status = instance["state"].as_str().unwrap_or("?").to_owned();
         let ended = matches!(status.as_str(), "Succeeded" | "Failed" | "Cancelled");
         if !quiet {
             let line = progress(&instance);
@@ -123,15 +123,16 @@ async fn follow(client: &Client, id: &str, quiet: bool) -> Result<Value, CliErro
     }
 }
 
-/// `Running  stage Run  actors: 3 running, 5 done, 0 failed`.
+/// `Running  stage Run  actors: 2 waiting, 3 running, 5 done, 0 failed`.
 fn progress(instance: &Value) -> String {
     let actors = instance["startedActors"].as_array().cloned().unwrap_or_default();
-    let count = |status: &str| actors.iter().filter(|a| a["status"] == status).count();
+    let count = |status: &str| actors.iter().filter(|a| a["state"] == status).count();
     let failed = count("Failed") + count("Cancelled");
     format!(
-        "{:<9} stage {:<10} actors: {} running, {} done, {} failed",
-        instance["status"].as_str().unwrap_or("?"),
+        "{:<9} stage {:<10} actors: {} waiting, {} running, {} done, {} failed",
+        instance["state"].as_str().unwrap_or("?"),
         instance["stage"].as_str().unwrap_or("-"),
+        count("Waiting"),
         count("Running"),
         count("Succeeded"),
         failed

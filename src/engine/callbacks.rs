@@ -22,6 +22,19 @@ const CONCURRENCY: usize = 8;
 const POLL: Duration = Duration::from_secs(1);
 /// The longest wait after database errors in a row.
 const MAX_ERROR_BACKOFF: Duration = Duration::from_secs(30);
+/// The least wait after a receiver refused a delivery with a 4xx other than 408 and 429:
+/// sending the same request again soon would only be refused again.
+const REFUSED_PAUSE_MS: u64 = 10 * 60 * 1000;
+
+/// Where an instance's end is posted: its `Host` with `path` after it (the `callbacks.path`
+/// setting), `{id}` replaced by the instance's id; `Host` itself when `path` is empty.
+pub fn callback_url(host: &str, path: &str, id: uuid::Uuid) -> String {
+    if path.is_empty() {
+        return host.to_owned();
+    }
+    let path = path.replace("{id}", &id.to_string());
+    format!("{}/{}", host.trim_end_matches('/'), path.trim_start_matches('/'))
+}
 
 /// Milliseconds to wait after the `attempts`-th failed try:
 /// `initial_backoff_ms * 2^(attempts-1)`, at most `max_backoff_secs`.
@@ -162,7 +175,7 @@ async fn deliver(
             let gives_up = failure.permanent || attempt >= max_attempts(&config);
             metrics.callback_delivery(if gives_up { CallbackOutcome::GivenUp } else { CallbackOutcome::FailedAttempt });
             let next = (!gives_up).then(|| {
-                let wait = backoff_ms(&config, u32::try_from(attempt).unwrap_or(u32::MAX));
+                let wait = backoff_ms(&config, u32::try_from(attempt).unwrap_or(u32::MAX)).max(failure.pause_ms);
                 now_millis().saturating_add(i64::try_from(wait).unwrap_or(i64::MAX))
             });
             tracing::warn!(
@@ -187,17 +200,19 @@ async fn deliver(
     }
 }
 
-/// Why a try failed; a permanent failure is not retried.
+/// Why a try failed; a permanent failure is not retried, and the next try of another
+/// waits at least `pause_ms`.
 struct Failure {
     message: String,
     permanent: bool,
+    pause_ms: u64,
 }
 
 async fn send(client: &reqwest::Client, config: &CallbackConfig, callback: &Callback) -> Result<(), Failure> {
-    let url = reqwest::Url::parse(&callback.url)
-        .ok()
-        .filter(|url| matches!(url.scheme(), "http" | "https"))
-        .ok_or_else(|| Failure { message: format!("`{}` is not an http(s) URL", callback.url), permanent: true })?;
+    let url =
+        reqwest::Url::parse(&callback.url).ok().filter(|url| matches!(url.scheme(), "http" | "https")).ok_or_else(
+            || Failure { message: format!("`{}` is not an http(s) URL", callback.url), permanent: true, pause_ms: 0 },
+        )?;
     let body = callback.payload.clone().into_bytes();
     let mut request = client
         .post(url)
@@ -214,19 +229,48 @@ async fn send(client: &reqwest::Client, config: &CallbackConfig, callback: &Call
         } else {
             crate::errors::with_causes(&err)
         };
-        Failure { message, permanent: false }
+        Failure { message, permanent: false, pause_ms: 0 }
     })?;
     let status = response.status();
+    let refused = status.is_client_error()
+        && status != reqwest::StatusCode::REQUEST_TIMEOUT
+        && status != reqwest::StatusCode::TOO_MANY_REQUESTS;
     if status.is_success() {
         Ok(())
+    } else if refused {
+        Err(Failure {
+            message: format!("receiver refused it with {status}; the next try waits at least 10 minutes"),
+            permanent: false,
+            pause_ms: REFUSED_PAUSE_MS,
+        })
     } else {
-        Err(Failure { message: format!("receiver answered {status}"), permanent: false })
+        Err(Failure { message: format!("receiver answered {status}"), permanent: false, pause_ms: 0 })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn callback_url_puts_the_path_after_the_host() {
+        let id = uuid::Uuid::nil();
+        let check = |host: &str, path: &str, expected: &str| {
+            assert_eq!(callback_url(host, path, id), expected, "host {host:?}, path {path:?}");
+        };
+        check("http://oj:5000", "", "http://oj:5000");
+        check("http://oj:5000/", "", "http://oj:5000/");
+        check(
+            "http://oj:5000",
+            "/management/judge/stagechange/{id}",
+            "http://oj:5000/management/judge/stagechange/00000000-0000-0000-0000-000000000000",
+        );
+        check(
+            "http://oj/base/",
+            "hook?instance={id}",
+            "http://oj/base/hook?instance=00000000-0000-0000-0000-000000000000",
+        );
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {

@@ -42,6 +42,16 @@ pub struct ActorJob {
     /// Keep the container after it ends.
     pub debug: bool,
     pub tag: Option<String>,
+    /// Told once the actor has a container, so that it no longer shows as waiting.
+    pub started: Option<StartNotice>,
+}
+
+/// Where an actor's container is announced: the actor's index among those of its call, and
+/// the channel that takes `(index, node, container)`.
+#[derive(Debug, Clone)]
+pub struct StartNotice {
+    pub index: usize,
+    pub to: tokio::sync::mpsc::UnboundedSender<(usize, String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,7 +196,7 @@ impl Executor {
                 keep: job.debug,
                 log_tail_lines: self.pool.config().log_tail_lines as usize,
             };
-            match self.attempt(&lease, &spec, cancel, report).await {
+            match self.attempt(&lease, &spec, job.started.as_ref(), cancel, report).await {
                 Ok(outcome) => return self.conclude(job, &spec, outcome, report).await,
                 Err(AttemptError::Final(message)) => return Err(message),
                 Err(AttemptError::Node(err, container)) => {
@@ -203,6 +213,7 @@ impl Executor {
         &self,
         lease: &Lease,
         spec: &ContainerSpec,
+        started: Option<&StartNotice>,
         cancel: &CancellationToken,
         report: &mut ActorReport,
     ) -> Result<ContainerOutcome, AttemptError> {
@@ -216,6 +227,10 @@ impl Executor {
             let id = lease.client.create_container(spec).await.map_err(|e| classify(e, None))?;
             tracing::Span::current().record("container", id.as_str());
             report.container = Some(id.clone());
+            if let Some(notice) = started {
+                // The receiver only goes away with the instance's run, which no longer asks.
+                let _ = notice.to.send((notice.index, lease.node.clone(), id.clone()));
+            }
             let timings = Timings { create: clock.elapsed(), ..Timings::default() };
             tracing::info!(name = %spec.name, image = %spec.image, "container created");
             lease.client.run_container(&id, spec, cancel, timings).await.map_err(|e| classify(e, Some(id)))
@@ -294,7 +309,7 @@ impl Executor {
             let upload = BlobUpload {
                 name: name.clone(),
                 remark: format!("output of {}", job.actor.name),
-                time_stamp: now_millis(),
+                time_stamp: crate::model::now_secs(),
             };
             let blob = self
                 .store
@@ -312,7 +327,8 @@ impl Executor {
         } else if outcome.exit_code == SIGXFSZ_EXIT {
             Some(format!("killed: a file grew past the output limit of {} bytes", limits.output_limit))
         } else if outcome.oom_killed && outcome.exit_code != 0 {
-            Some(format!("killed: out of memory (limit {} MiB)", limits.memory >> 20))
+            // The last words are JoyOI's, which OnlineJudge looks for to call it a memory limit.
+            Some(format!("killed: out of memory (limit {} MiB). May cause by out of memory", limits.memory >> 20))
         } else if outcome.exit_code != 0 {
             Some(format!("exited with code {}", outcome.exit_code))
         } else if let Some(name) = outcome.too_large.first() {

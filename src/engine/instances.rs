@@ -4,7 +4,7 @@
 //! and posting the callback. Cancelling, re-running from a stage and recovery after a
 //! crash all go through the store's `run_id` so a superseded run cannot write.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::executor::{ActorJob, Executor};
+use super::executor::{ActorJob, Executor, StartNotice};
 use crate::config::ScriptConfig;
 use crate::model::blob::BlobRef;
 use crate::model::instance::{Instance, Status};
@@ -41,6 +41,8 @@ struct Shared {
     /// The runs in this process, waited for at shutdown.
     tasks: tokio_util::task::TaskTracker,
     callbacks: Arc<Notify>,
+    /// `callbacks.path`: where after `Host` an instance's end is posted.
+    callback_path: String,
     http: reqwest::Client,
 }
 
@@ -65,6 +67,7 @@ impl InstanceRunner {
         scripts: &ScriptConfig,
         chunk_size: u64,
         callbacks: Arc<Notify>,
+        callback_path: String,
     ) -> InstanceRunner {
         let limits = ScriptLimits {
             max_operations: scripts.max_operations,
@@ -87,6 +90,7 @@ impl InstanceRunner {
                 wake: Notify::new(),
                 tasks: tokio_util::task::TaskTracker::new(),
                 callbacks,
+                callback_path,
                 http,
             }),
         }
@@ -115,7 +119,8 @@ impl InstanceRunner {
         ended.exception = Some("cancelled by request".into());
         ended.end_time = Some(chrono::Utc::now());
         let payload = summary(&ended);
-        let callback = ended.parameters.get("Host").map(|url| (url.as_str(), &payload));
+        let url = self.callback_url(&ended);
+        let callback = url.as_deref().map(|url| (url, &payload));
         self.shared.store.cancel_instance(id, callback).await?;
         self.stop_run(id);
         if callback.is_some() {
@@ -124,12 +129,26 @@ impl InstanceRunner {
         Ok(())
     }
 
-    /// Re-runs an instance from the first time it entered `stage`.
-    pub async fn rerun_from(&self, id: Uuid, stage: &str) -> Result<(), StoreError> {
+    /// Re-runs an instance from the first time it entered `stage` (from the top for
+    /// `Start`), with its parameters changed; returns the new execution key. Nothing changes
+    /// when the stage was never reached.
+    pub async fn rerun_from(
+        &self,
+        id: Uuid,
+        stage: &str,
+        parameters: Option<&BTreeMap<String, Option<String>>>,
+    ) -> Result<String, StoreError> {
+        let execution_key = self.shared.store.rerun_from_stage(id, stage, parameters).await?;
+        // The old run can no longer write; this stops its containers too.
         self.stop_run(id);
-        self.shared.store.rerun_from_stage(id, stage).await?;
         self.wake();
-        Ok(())
+        Ok(execution_key)
+    }
+
+    /// Where `instance`'s end is posted, if it has a `Host`.
+    fn callback_url(&self, instance: &Instance) -> Option<String> {
+        let host = instance.parameters.get("Host")?;
+        Some(super::callbacks::callback_url(host, &self.shared.callback_path, instance.id))
     }
 
     /// Takes queued instances and runs them until `cancel`; then this process's runs stop
@@ -176,15 +195,14 @@ impl InstanceRunner {
     }
 
     async fn start(&self, id: Uuid, stopping: &CancellationToken) {
-        let run_id = Uuid::new_v4().to_string();
-        match self.shared.store.claim_instance(id, &run_id, &self.shared.service).await {
-            Ok(true) => {}
-            Ok(false) => return,
+        let run_id = match self.shared.store.claim_instance(id, &self.shared.service).await {
+            Ok(Some(run_id)) => run_id,
+            Ok(None) => return,
             Err(err) => {
                 tracing::warn!(instance_id = %id, error = %err, "cannot claim an instance");
                 return;
             }
-        }
+        };
         let token = stopping.child_token();
         self.active().insert(id, (run_id.clone(), token.clone()));
         let runner = self.clone();
@@ -292,7 +310,8 @@ impl InstanceRunner {
         ended.exception = exception.map(str::to_owned);
         ended.end_time = Some(chrono::Utc::now());
         let payload = summary(&ended);
-        let callback = ended.parameters.get("Host").map(|url| (url.as_str(), &payload));
+        let url = self.callback_url(&ended);
+        let callback = url.as_deref().map(|url| (url, &payload));
         if !self.shared.store.finish_instance(id, run_id, status, result, exception, callback).await? {
             return Err(Interrupted::Stopped);
         }
@@ -310,7 +329,7 @@ impl InstanceRunner {
     async fn enqueue_callback(&self, id: Uuid) {
         let store = &self.shared.store;
         let Ok(instance) = store.get_instance(id).await else { return };
-        let Some(url) = instance.parameters.get("Host").cloned() else { return };
+        let Some(url) = self.callback_url(&instance) else { return };
         let payload = summary(&instance);
         match store.enqueue_callback(id, &url, &payload).await {
             Ok(_) => self.shared.callbacks.notify_one(),
@@ -352,7 +371,18 @@ impl InstanceRunner {
         let specs = call.args["actors"].as_array().cloned().unwrap_or_default();
         let debug = instance.parameters.get("Debug").is_some_and(|d| d == "true");
         let mut jobs = Vec::with_capacity(specs.len());
-        for spec in &specs {
+        // Containers as they are created, so that readers can tell running from waiting.
+        let (started_tx, mut started_rx) = tokio::sync::mpsc::unbounded_channel::<(usize, String, String)>();
+        let store = self.shared.store.clone();
+        let (instance_id, position) = (instance.id, call.position);
+        let recorder = tokio::spawn(async move {
+            while let Some((index, node, container)) = started_rx.recv().await {
+                if let Err(err) = store.actor_started(instance_id, position, index, &node, &container).await {
+                    tracing::warn!(error = %err, "cannot record that an actor has a container");
+                }
+            }
+        });
+        for (index, spec) in specs.iter().enumerate() {
             let name = spec["actor"].as_str().unwrap_or_default();
             let inputs: Vec<BlobRef> = serde_json::from_value(spec["inputs"].clone()).unwrap_or_default();
             let tag = spec["tag"].as_str().map(str::to_owned);
@@ -378,6 +408,7 @@ impl InstanceRunner {
                 priority: spec["priority"].as_i64().unwrap_or(instance.priority),
                 debug,
                 tag,
+                started: Some(StartNotice { index, to: started_tx.clone() }),
             }));
         }
         let runs = jobs.iter().map(|job| async move {
@@ -406,6 +437,9 @@ impl InstanceRunner {
             }
         });
         let records = futures::future::join_all(runs).await;
+        drop(jobs);
+        drop(started_tx);
+        let _ = recorder.await;
         if token.is_cancelled() {
             return Err(Interrupted::Stopped);
         }
@@ -461,7 +495,8 @@ pub fn summary(instance: &Instance) -> Value {
     json!({
         "id": instance.id,
         "name": instance.name,
-        "status": instance.status,
+        "status": instance.status.joyoi(),
+        "state": instance.status,
         "stage": instance.stage,
         "result": instance.result,
         "exception": instance.exception,
@@ -494,7 +529,7 @@ impl HostEffects for StoreHost {
             let upload = BlobUpload {
                 name: name.to_owned(),
                 remark: format!("from instance {}", self.instance),
-                time_stamp: crate::model::now_millis(),
+                time_stamp: crate::model::now_secs(),
             };
             let blob = self
                 .store

@@ -85,6 +85,23 @@ struct PoolState {
     /// Waiting actors by (priority, arrival): lower priority values go first.
     queue: BTreeMap<(i64, u64), Waiter>,
     next_id: u64,
+    /// Engine calls that timed out, oldest first, as JoyOI's `TimeoutErrors` lists them.
+    timeouts: std::collections::VecDeque<String>,
+}
+
+/// Timed-out engine calls remembered for `GET /DockerNode/TimeoutErrors`.
+const TIMEOUTS_KEPT: usize = 1000;
+
+impl PoolState {
+    /// Remembers `error` if it is an engine call that timed out.
+    fn note_timeout(&mut self, error: &DockerError) {
+        if matches!(error, DockerError::Timeout { .. }) {
+            if self.timeouts.len() == TIMEOUTS_KEPT {
+                self.timeouts.pop_front();
+            }
+            self.timeouts.push_back(format!("({}): {error}", chrono::Utc::now().to_rfc2822()));
+        }
+    }
 }
 
 struct Shared {
@@ -250,10 +267,25 @@ impl NodePool {
         self.lock().queue.len()
     }
 
+    /// How many actors wait for a slot, by priority.
+    pub fn queued_by_priority(&self) -> BTreeMap<i64, usize> {
+        let mut counts = BTreeMap::new();
+        for (priority, _) in self.lock().queue.keys() {
+            *counts.entry(*priority).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// The engine calls that timed out lately (at most the last 1,000), oldest first.
+    pub fn timeout_errors(&self) -> Vec<String> {
+        self.lock().timeouts.iter().cloned().collect()
+    }
+
     /// Records a failure of the node while running work: no new work goes there until a
     /// probe succeeds, and `container` (if any) is removed once it answers.
     pub fn report_failure(&self, node: &str, error: &DockerError, container: Option<String>) {
         let mut state = self.lock();
+        state.note_timeout(error);
         if let Some(state) = state.nodes.get_mut(node) {
             state.consecutive_failures += 1;
             state.last_error = Some(error.to_string());
@@ -352,6 +384,7 @@ impl NodePool {
 
     fn probe_failed(&self, name: &str, err: &DockerError) {
         let mut state = self.lock();
+        state.note_timeout(err);
         let threshold = self.shared.config.unhealthy_after;
         let Some(node) = state.nodes.get_mut(name) else { return };
         node.consecutive_failures += 1;

@@ -12,7 +12,7 @@ pub struct Blob {
     pub id: Uuid,
     pub name: String,
     pub remark: String,
-    /// The caller's timestamp (JoyOI's `TimeStamp`), milliseconds.
+    /// The caller's timestamp (JoyOI's `TimeStamp`), in Unix seconds; the upload's time by default.
     pub time_stamp: i64,
     pub size: i64,
     /// Hex SHA-256 of the content.

@@ -10,10 +10,10 @@ use utoipa::ToSchema;
 #[serde(rename_all = "camelCase")]
 pub struct Limitation {
     /// CFS period in microseconds.
-    #[serde(alias = "CpuPeriod")]
+    #[serde(alias = "CpuPeriod", alias = "CPUPeriod")]
     pub cpu_period: Option<u64>,
     /// CFS quota in microseconds per period.
-    #[serde(alias = "CpuQuota")]
+    #[serde(alias = "CpuQuota", alias = "CPUQuota")]
     pub cpu_quota: Option<u64>,
     /// Memory limit in bytes.
     #[serde(alias = "Memory")]

@@ -31,6 +31,11 @@ pub fn now_millis() -> i64 {
     Utc::now().timestamp_millis()
 }
 
+/// Seconds since the epoch: a blob's `timeStamp`, as JoyOI keeps it.
+pub fn now_secs() -> i64 {
+    Utc::now().timestamp()
+}
+
 /// A key that orders rows by creation: microseconds since the epoch, strictly increasing
 /// within this process even when two rows are made in the same microsecond.
 pub fn next_seq() -> i64 {

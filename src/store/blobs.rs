@@ -148,6 +148,20 @@ impl Store {
         })
     }
 
+    /// The first blob stored with this content, if any.
+    pub async fn first_blob_with(&self, sha256: &str) -> Result<Option<Blob>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM blobs b JOIN blob_contents c ON c.sha256 = b.sha256 \
+             WHERE b.sha256 = $1 ORDER BY b.seq LIMIT 1"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::db("looking up a blob by its content"))?;
+        row.map(|row| blob(&row).map(|(blob, _)| blob)).transpose()
+    }
+
     pub async fn get_blob(&self, id: Uuid) -> Result<(Blob, Content), StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM blobs b JOIN blob_contents c ON c.sha256 = b.sha256 WHERE b.id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))

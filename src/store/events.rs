@@ -2,12 +2,14 @@
 //! the script's calls and their results, finishing, re-running from a stage, recovering
 //! after a crash. Every write of a run names its `run_id`, so a superseded run writes nothing.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 use sqlx::Row;
 use uuid::Uuid;
 
 use super::{Store, StoreError, to_json};
-use crate::model::instance::{ActorInfo, Status};
+use crate::model::instance::{ActorInfo, ActorState, INITIAL_STAGE, Instance, Status};
 use crate::model::{now_millis, to_time};
 use crate::script::{ActorRecord, NewCall, RecordedCall};
 
@@ -43,20 +45,23 @@ impl Store {
         Ok(ids.iter().filter_map(|id| Uuid::parse_str(id).ok()).collect())
     }
 
-    /// Takes a queued instance for this run; false when another run took it first.
-    pub async fn claim_instance(&self, id: Uuid, run_id: &str, service: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE instances SET status = 'Running', run_id = $1, execution_key = $2, \
-             start_time = COALESCE(start_time, $3), end_time = NULL WHERE id = $4 AND status = 'Queued'",
+    /// Takes a queued instance for `service`; its run writes under the instance's execution
+    /// key. `None` when another service took it first.
+    pub async fn claim_instance(&self, id: Uuid, service: &str) -> Result<Option<String>, StoreError> {
+        let fresh = Uuid::new_v4().to_string();
+        let claimed = sqlx::query_scalar::<_, String>(
+            "UPDATE instances SET status = 'Running', execution_key = COALESCE(execution_key, $1), \
+             run_id = COALESCE(execution_key, $1), run_by = $2, start_time = COALESCE(start_time, $3), end_time = NULL \
+             WHERE id = $4 AND status = 'Queued' RETURNING run_id",
         )
-        .bind(run_id)
+        .bind(&fresh)
         .bind(service)
         .bind(now_millis())
         .bind(id.to_string())
-        .execute(&self.pool)
+        .fetch_optional(&self.pool)
         .await
         .map_err(StoreError::db("claiming an instance"))?;
-        Ok(done.rows_affected() == 1)
+        Ok(claimed)
     }
 
     /// The instance's recorded calls, in order.
@@ -185,54 +190,79 @@ impl Store {
 
     /// Puts a run back in the queue without counting a re-run (a clean shutdown).
     pub async fn requeue_instance(&self, id: Uuid, run_id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE instances SET status = 'Queued', run_id = NULL WHERE id = $1 AND run_id = $2 AND status = 'Running'")
-            .bind(id.to_string())
-            .bind(run_id)
-            .execute(&self.pool)
-            .await
-            .map_err(StoreError::db("requeueing an instance"))?;
+        sqlx::query(
+            "UPDATE instances SET status = 'Queued', run_id = NULL, execution_key = $1 \
+             WHERE id = $2 AND run_id = $3 AND status = 'Running'",
+        )
+        .bind(Uuid::new_v4().to_string())
+        .bind(id.to_string())
+        .bind(run_id)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::db("requeueing an instance"))?;
         Ok(())
     }
 
-    /// Discards the record from the first time `stage` was entered on, and queues the
-    /// instance to continue from there. What came before is kept.
-    pub async fn rerun_from_stage(&self, id: Uuid, stage: &str) -> Result<(), StoreError> {
-        self.get_instance(id).await?;
-        let events = self.events(id).await?;
-        let start = events
-            .iter()
-            .find(|e| e.kind == "set_stage" && e.args.get("stage").and_then(Value::as_str) == Some(stage))
-            .map(|e| e.position)
-            .ok_or_else(|| StoreError::Conflict(format!("instance `{id}` never reached stage `{stage}`")))?;
+    /// Discards the record from the first time `stage` was entered on (all of it for
+    /// `Start`), changes `parameters` (`None` values remove a key), and queues the instance
+    /// to continue from there under a new execution key, which it returns. What came before
+    /// the stage is kept. A stage never reached is a conflict, and then nothing is written.
+    pub async fn rerun_from_stage(
+        &self,
+        id: Uuid,
+        stage: &str,
+        parameters: Option<&BTreeMap<String, Option<String>>>,
+    ) -> Result<String, StoreError> {
+        let mut instance = self.get_instance(id).await?;
+        let start = if stage == INITIAL_STAGE {
+            0
+        } else {
+            self.events(id)
+                .await?
+                .iter()
+                .find(|e| e.kind == "set_stage" && e.args.get("stage").and_then(Value::as_str) == Some(stage))
+                .map(|e| e.position)
+                .ok_or_else(|| StoreError::Conflict(format!("instance `{id}` never reached stage `{stage}`")))?
+        };
+        for (key, value) in parameters.into_iter().flatten() {
+            match value {
+                Some(value) => instance.parameters.insert(key.clone(), value.clone()),
+                None => instance.parameters.remove(key),
+            };
+        }
+        let execution_key = Uuid::new_v4().to_string();
         let mut tx = self.pool.begin().await.map_err(StoreError::db("re-running an instance"))?;
-        sqlx::query("DELETE FROM instance_events WHERE instance_id = $1 AND position >= $2")
-            .bind(id.to_string())
-            .bind(start)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::db("discarding an instance's history"))?;
+        for table in ["instance_events", "actor_starts"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE instance_id = $1 AND position >= $2")))
+                .bind(id.to_string())
+                .bind(start)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::db("discarding an instance's history"))?;
+        }
         sqlx::query(
-            "UPDATE instances SET status = 'Queued', run_id = NULL, stage = $1, result = NULL, exception = NULL, \
-             end_time = NULL WHERE id = $2",
+            "UPDATE instances SET status = 'Queued', run_id = NULL, execution_key = $1, stage = $2, parameters = $3, \
+             result = NULL, exception = NULL, end_time = NULL WHERE id = $4",
         )
+        .bind(&execution_key)
         .bind(stage)
+        .bind(to_json(&instance.parameters))
         .bind(id.to_string())
         .execute(&mut *tx)
         .await
         .map_err(StoreError::db("re-running an instance"))?;
         tx.commit().await.map_err(StoreError::db("re-running an instance"))?;
-        Ok(())
+        Ok(execution_key)
     }
 
     /// At start-up: instances this service was running when it died go back to the queue,
     /// or fail once they have been re-run `MAX_RE_RUNS` times.
     pub async fn recover_instances(&self, service: &str) -> Result<Recovered, StoreError> {
-        let rows =
-            sqlx::query("SELECT id, re_run_times FROM instances WHERE status = 'Running' AND execution_key = $1")
-                .bind(service)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(StoreError::db("finding interrupted instances"))?;
+        let rows = sqlx::query("SELECT id, re_run_times FROM instances WHERE status = 'Running' AND run_by = $1")
+            .bind(service)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db("finding interrupted instances"))?;
         let mut recovered = Recovered::default();
         for row in rows {
             let get = |e| StoreError::Database { doing: "finding interrupted instances", source: e };
@@ -251,64 +281,122 @@ impl Store {
                 .map_err(StoreError::db("failing an interrupted instance"))?;
                 recovered.exhausted.push(uuid);
             } else {
-                sqlx::query("UPDATE instances SET status = 'Queued', run_id = NULL, re_run_times = $1 WHERE id = $2")
-                    .bind(times + 1)
-                    .bind(&id)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(StoreError::db("requeueing an interrupted instance"))?;
+                sqlx::query(
+                    "UPDATE instances SET status = 'Queued', run_id = NULL, execution_key = $1, re_run_times = $2 \
+                     WHERE id = $3",
+                )
+                .bind(Uuid::new_v4().to_string())
+                .bind(times + 1)
+                .bind(&id)
+                .execute(&self.pool)
+                .await
+                .map_err(StoreError::db("requeueing an interrupted instance"))?;
                 recovered.requeued.push(uuid);
             }
         }
         Ok(recovered)
     }
 
-    /// The actors an instance started, in JoyOI's shape: finished ones from their records,
-    /// pending ones as Running.
-    pub async fn started_actors(&self, id: Uuid) -> Result<Vec<ActorInfo>, StoreError> {
+    /// Notes that actor `index` of the call at `position` has its container on `node`.
+    pub async fn actor_started(
+        &self,
+        id: Uuid,
+        position: i64,
+        index: usize,
+        node: &str,
+        container: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO actor_starts (instance_id, position, idx, node, container, started_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (instance_id, position, idx) \
+             DO UPDATE SET node = $4, container = $5, started_at = $6",
+        )
+        .bind(id.to_string())
+        .bind(position)
+        .bind(index as i64)
+        .bind(node)
+        .bind(container)
+        .bind(now_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::db("recording an actor's container"))?;
+        Ok(())
+    }
+
+    /// The actors `instance` asked for, in JoyOI's shape: ended ones from their records; of a
+    /// call still pending, those with a container as Running and the others as Waiting for a
+    /// node, or as Cancelled when the instance ended without them. Every one carries the time
+    /// it was asked for as its start.
+    pub async fn started_actors(&self, instance: &Instance) -> Result<Vec<ActorInfo>, StoreError> {
+        let id = instance.id;
         let mut actors = Vec::new();
         for event in self.events(id).await? {
             if event.kind != "run_actor" && event.kind != "run_actors" {
                 continue;
             }
-            match &event.result {
-                Some(result) => {
-                    let records: Vec<ActorRecord> = serde_json::from_value(result["actors"].clone())
-                        .map_err(|e| StoreError::Corrupt { what: "actor record", detail: e.to_string() })?;
-                    actors.extend(records.into_iter().map(actor_info));
-                }
-                None => {
-                    for spec in event.args["actors"].as_array().into_iter().flatten() {
-                        actors.push(ActorInfo {
-                            name: spec["actor"].as_str().unwrap_or_default().to_owned(),
-                            start_time: None,
-                            end_time: None,
-                            inputs: serde_json::from_value(spec["inputs"].clone()).unwrap_or_default(),
-                            outputs: Vec::new(),
-                            exceptions: Vec::new(),
-                            status: "Running".into(),
-                            stage: event.stage.clone(),
-                            tag: spec["tag"].as_str().map(str::to_owned),
-                            used_node: None,
-                            used_container: None,
-                        });
-                    }
-                }
+            if let Some(result) = &event.result {
+                let records: Vec<ActorRecord> = serde_json::from_value(result["actors"].clone())
+                    .map_err(|e| StoreError::Corrupt { what: "actor record", detail: e.to_string() })?;
+                actors.extend(records.into_iter().map(actor_info));
+                continue;
+            }
+            let starts = self.actor_starts(id, event.position).await?;
+            for (index, spec) in event.args["actors"].as_array().into_iter().flatten().enumerate() {
+                let started = starts.iter().find(|s| s.0 == index as i64);
+                let state = match started {
+                    _ if instance.status.is_finished() => ActorState::Cancelled,
+                    Some(_) => ActorState::Running,
+                    None => ActorState::Waiting,
+                };
+                actors.push(ActorInfo {
+                    name: spec["actor"].as_str().unwrap_or_default().to_owned(),
+                    start_time: to_time(event.created_at),
+                    end_time: if state == ActorState::Cancelled { instance.end_time } else { None },
+                    inputs: serde_json::from_value(spec["inputs"].clone()).unwrap_or_default(),
+                    outputs: Vec::new(),
+                    exceptions: Vec::new(),
+                    status: state,
+                    stage: event.stage.clone(),
+                    tag: spec["tag"].as_str().map(str::to_owned),
+                    used_node: started.map(|s| s.1.clone()),
+                    used_container: started.map(|s| s.2.clone()),
+                });
             }
         }
         Ok(actors)
+    }
+
+    /// (index, node, container) of the actors of a pending call that have a container.
+    async fn actor_starts(&self, id: Uuid, position: i64) -> Result<Vec<(i64, String, String)>, StoreError> {
+        let rows =
+            sqlx::query("SELECT idx, node, container FROM actor_starts WHERE instance_id = $1 AND position = $2")
+                .bind(id.to_string())
+                .bind(position)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(StoreError::db("reading which actors have a container"))?;
+        rows.iter()
+            .map(|row| {
+                let get = |e| StoreError::Database { doing: "reading which actors have a container", source: e };
+                Ok((
+                    row.try_get("idx").map_err(get)?,
+                    row.try_get("node").map_err(get)?,
+                    row.try_get("container").map_err(get)?,
+                ))
+            })
+            .collect()
     }
 }
 
 fn actor_info(record: ActorRecord) -> ActorInfo {
     ActorInfo {
         name: record.name,
-        start_time: Some(to_time(record.start_time)),
+        start_time: to_time(record.start_time),
         end_time: Some(to_time(record.end_time)),
         inputs: record.inputs,
         outputs: record.outputs,
         exceptions: record.exception.into_iter().collect(),
-        status: record.status,
+        status: ActorState::parse(&record.status),
         stage: record.stage,
         tag: record.tag,
         used_node: record.node,

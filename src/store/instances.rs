@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{Page, Store, StoreError, from_json, parse_uuid, to_json};
 use crate::model::blob::BlobRef;
-use crate::model::instance::{Instance, Status};
+use crate::model::instance::{INITIAL_STAGE, Instance, Status};
 use crate::model::limitation::Limitation;
 use crate::model::{now_millis, to_time};
 
@@ -27,13 +27,14 @@ pub struct NewInstance {
 pub struct InstanceFilter {
     pub name: Option<String>,
     pub stage: Option<String>,
-    pub status: Option<Status>,
+    /// Any of these states; empty: all.
+    pub states: Vec<Status>,
     pub created_from: Option<i64>,
     pub created_to: Option<i64>,
 }
 
 const COLUMNS: &str = "id, name, status, stage, initial_blobs, limitation, parameters, priority, from_service, \
-                       re_run_times, exception, execution_key, result, created_at, start_time, end_time";
+                       re_run_times, exception, execution_key, run_by, result, created_at, start_time, end_time";
 
 fn instance(row: &AnyRow) -> Result<Instance, StoreError> {
     let get = |e: sqlx::Error| StoreError::Database { doing: "reading an instance", source: e };
@@ -57,9 +58,10 @@ fn instance(row: &AnyRow) -> Result<Instance, StoreError> {
         re_run_times: row.try_get("re_run_times").map_err(get)?,
         exception: row.try_get("exception").map_err(get)?,
         execution_key: row.try_get("execution_key").map_err(get)?,
+        run_by: row.try_get("run_by").map_err(get)?,
         result: result.map(|r| from_json("instance result", &r)).transpose()?,
         created_at: to_time(row.try_get("created_at").map_err(get)?),
-        start_time: start.map(to_time),
+        start_time: to_time(start.unwrap_or(row.try_get("created_at").map_err(get)?)),
         end_time: end.map(to_time),
     })
 }
@@ -75,11 +77,13 @@ impl Store {
         let id = Uuid::new_v4();
         sqlx::query(
             "INSERT INTO instances (id, name, status, stage, initial_blobs, limitation, parameters, priority, \
-             from_service, re_run_times, seq, created_at, script) VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8, 0, $9, $10, $11)",
+             from_service, re_run_times, seq, created_at, script, execution_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $12, $13)",
         )
         .bind(id.to_string())
         .bind(&new.name)
         .bind(Status::Queued.as_str())
+        .bind(INITIAL_STAGE)
         .bind(to_json(&new.initial_blobs))
         .bind(new.limitation.as_ref().map(to_json))
         .bind(to_json(&new.parameters))
@@ -88,6 +92,7 @@ impl Store {
         .bind(crate::model::next_seq())
         .bind(now_millis())
         .bind(script)
+        .bind(Uuid::new_v4().to_string())
         .execute(&self.pool)
         .await
         .map_err(StoreError::db("storing an instance"))?;
@@ -115,15 +120,19 @@ impl Store {
         let mut conditions = Vec::new();
         let mut texts = Vec::new();
         let mut numbers = Vec::new();
-        for (column, value) in [
-            ("name", filter.name.clone()),
-            ("stage", filter.stage.clone()),
-            ("status", filter.status.map(|s| s.as_str().to_owned())),
-        ] {
+        for (column, value) in [("name", filter.name.clone()), ("stage", filter.stage.clone())] {
             if let Some(value) = value {
                 texts.push(value);
                 conditions.push(format!("{column} = ${}", texts.len()));
             }
+        }
+        if !filter.states.is_empty() {
+            let mut placeholders = Vec::new();
+            for state in &filter.states {
+                texts.push(state.as_str().to_owned());
+                placeholders.push(format!("${}", texts.len()));
+            }
+            conditions.push(format!("status IN ({})", placeholders.join(", ")));
         }
         for (op, value) in [(">=", filter.created_from), ("<=", filter.created_to)] {
             if let Some(value) = value {
@@ -169,33 +178,34 @@ impl Store {
         Ok(counts)
     }
 
-    /// Sets the stage to continue from and changes parameters (`None` values remove a key).
-    pub async fn patch_instance(
-        &self,
-        id: Uuid,
-        stage: Option<&str>,
-        parameters: Option<&BTreeMap<String, Option<String>>>,
-    ) -> Result<Instance, StoreError> {
-        let mut current = self.get_instance(id).await?;
-        if let Some(changes) = parameters {
-            for (key, value) in changes {
-                match value {
-                    Some(value) => current.parameters.insert(key.clone(), value.clone()),
-                    None => current.parameters.remove(key),
-                };
-            }
-        }
-        if let Some(stage) = stage {
-            current.stage = Some(stage.to_owned());
-        }
-        sqlx::query("UPDATE instances SET stage = $1, parameters = $2 WHERE id = $3")
-            .bind(current.stage.clone())
-            .bind(to_json(&current.parameters))
+    /// Removes an ended instance with its history; an unfinished one is a conflict.
+    pub async fn delete_instance(&self, id: Uuid) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::db("deleting an instance"))?;
+        let done = sqlx::query("DELETE FROM instances WHERE id = $1 AND status IN ($2, $3, $4)")
             .bind(id.to_string())
-            .execute(&self.pool)
+            .bind(Status::Succeeded.as_str())
+            .bind(Status::Failed.as_str())
+            .bind(Status::Cancelled.as_str())
+            .execute(&mut *tx)
             .await
-            .map_err(StoreError::db("updating an instance"))?;
-        Ok(current)
+            .map_err(StoreError::db("deleting an instance"))?;
+        if done.rows_affected() == 0 {
+            drop(tx);
+            let current = self.get_instance(id).await?;
+            return Err(StoreError::Conflict(format!(
+                "instance `{id}` is {}: cancel it first",
+                current.status.as_str()
+            )));
+        }
+        for table in ["instance_events", "actor_starts"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE instance_id = $1")))
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::db("deleting an instance's history"))?;
+        }
+        tx.commit().await.map_err(StoreError::db("deleting an instance"))?;
+        Ok(())
     }
 
     /// Marks an unfinished instance Cancelled, storing the delivery of its end to `callback`

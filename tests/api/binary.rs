@@ -5,7 +5,7 @@ use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn wharf() -> Command {
+pub(crate) fn wharf() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_wharf"));
     for (key, _) in std::env::vars() {
         if key.starts_with("WHARF_") {
@@ -16,13 +16,13 @@ fn wharf() -> Command {
     command
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     wharf::install_crypto_provider();
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 /// Runs a command that must fail at start-up; returns what it printed.
-fn refusal(command: &mut Command) -> String {
+pub(crate) fn refusal(command: &mut Command) -> String {
     let output = command.output().expect("run wharf");
     assert!(!output.status.success(), "wharf must refuse to start");
     String::from_utf8_lossy(&output.stderr).into_owned()

@@ -31,7 +31,14 @@ const SECRET: &str = "callback-secret";
 
 /// Quick retries, so the tests take well under a second per delivery.
 fn config(max_attempts: u32) -> CallbackConfig {
-    CallbackConfig { secret: SECRET.into(), max_attempts, initial_backoff_ms: 50, max_backoff_secs: 1, timeout_secs: 5 }
+    CallbackConfig {
+        secret: SECRET.into(),
+        max_attempts,
+        initial_backoff_ms: 50,
+        max_backoff_secs: 1,
+        timeout_secs: 5,
+        path: String::new(),
+    }
 }
 
 /// One request as the receiver saw it.

@@ -160,6 +160,8 @@ async fn run_waits_and_reports() {
     let got = wharf(&base, d, &["instance", "get", &id]).await.ok().stdout;
     assert!(got.contains("status:    Cancelled"), "{got}");
     wharf(&base, d, &["instance", "cancel", &id]).await.fails_with("already ended");
+    assert!(wharf(&base, d, &["instance", "rm", &id]).await.ok().stdout.contains("deleted"));
+    wharf(&base, d, &["instance", "get", &id]).await.fails_with("not found");
     wharf(&base, d, &["instance", "get", "not-an-id"]).await.fails_with("not a valid instance id");
     server.finish().await;
 }

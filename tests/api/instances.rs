@@ -65,7 +65,8 @@ async fn instance_lifecycle(db: Db) {
     assert_eq!(instance["startedActors"], json!([]));
     assert_eq!(instance["reRunTimes"], 0);
     assert!(instance["startTime"].is_string());
-    for field in ["exception", "executionKey", "endTime", "fromManagementService", "result", "callbacks"] {
+    assert_eq!(instance["state"], "Running");
+    for field in ["exception", "executionKey", "endTime", "fromManagementService", "result", "callbacks", "runBy"] {
         assert!(instance.get(field).is_some(), "field {field} is present");
     }
     let done = wait_instance(&server, &other_id, "succeeded", |i| i["status"] == "Succeeded").await;
@@ -78,6 +79,9 @@ async fn instance_lifecycle(db: Db) {
     assert_eq!(server.count("/api/v1/StateMachineInstance/All?status=Running").await, 1);
     assert_eq!(server.count("/api/v1/StateMachineInstance/All?status=succeeded&name=other").await, 1);
     assert_eq!(server.count("/api/v1/StateMachineInstance/All?status=Queued").await, 0);
+    assert_eq!(server.count("/api/v1/StateMachineInstance/All?state=Running").await, 1);
+    assert_eq!(server.count("/api/v1/StateMachineInstance/All?begin=01/01/2000%2000:00:00").await, 2);
+    assert_eq!(server.count("/api/v1/StateMachineInstance/All?end=1/1/2000%2012:00:00%20AM").await, 0);
     assert_eq!(server.count("/api/v1/StateMachineInstance/All?stage=Wait").await, 1);
     assert_eq!(server.count("/api/v1/StateMachineInstance/All?begin_time=2000-01-01").await, 2);
     assert_eq!(server.count("/api/v1/StateMachineInstance/All?finish_time=2000-01-01").await, 0);
@@ -85,21 +89,37 @@ async fn instance_lifecycle(db: Db) {
     assert_eq!(server.count("/api/v1/StateMachineInstance/All?page=2&pageSize=1").await, 1);
 
     let path = format!("/api/v1/StateMachineInstance/{id}");
+    let key = instance["executionKey"].as_str().expect("execution key").to_owned();
+    // A stage never reached changes nothing: not the parameters, not the run.
+    server
+        .patch(&path, json!({"stage": "Never", "parameters": {"Debug": "true"}}))
+        .await
+        .expect_error(409, "never reached stage `Never`");
+    let unchanged = server.get(&path).await.expect_ok().clone();
+    assert_eq!(unchanged["parameters"]["Debug"], "false");
+    assert_eq!(unchanged["executionKey"], key.as_str());
+    // JoyOI's PATCH without a stage re-runs from the top, with the parameters changed.
     let patch = server.patch(&path, json!({"Parameters": {"Debug": "true", "Host": null}})).await;
     assert_eq!(patch.expect_ok()["patched"], 1);
-    assert_eq!(server.get(&path).await.expect_ok()["parameters"], json!({"Debug": "true"}));
-    server.patch(&path, json!({"stage": "Never"})).await.expect_error(409, "never reached stage `Never`");
+    let rerun = server.get(&path).await.expect_ok().clone();
+    assert_eq!(rerun["parameters"], json!({"Debug": "true"}));
+    assert_ne!(rerun["executionKey"], key.as_str(), "a PATCH makes a new execution");
+    wait_instance(&server, &id, "ran again up to Wait", |i| i["stage"] == "Wait").await;
     server.patch(&path, json!({"Stage": "Wait"})).await.expect_ok();
     wait_instance(&server, &id, "ran again from Wait", |i| i["status"] == "Running" && i["stage"] == "Wait").await;
 
     assert_eq!(server.delete(&path).await.expect_ok()["cancelled"], 1);
     let cancelled = server.get(&path).await;
-    assert_eq!(cancelled.expect_ok()["status"], "Cancelled");
+    assert_eq!(cancelled.expect_ok()["status"], "Failed", "JoyOI's clients see a cancelled instance as failed");
+    assert_eq!(cancelled.expect_ok()["state"], "Cancelled");
     assert!(cancelled.expect_ok()["endTime"].is_string());
-    server.delete(&path).await.expect_error(409, "already ended (Cancelled)");
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(server.get(&path).await.expect_ok()["status"], "Cancelled", "a cancelled run does not come back");
+    assert_eq!(server.get(&path).await.expect_ok()["state"], "Cancelled", "a cancelled run does not come back");
     assert_eq!(server.count("/api/v1/StateMachineInstance/All?status=Cancelled").await, 1);
+    assert_eq!(server.count("/api/v1/StateMachineInstance/All?status=Failed").await, 1);
+    // Deleting an ended instance removes it, as JoyOI does.
+    assert_eq!(server.delete(&path).await.expect_ok()["deleted"], 1);
+    server.get(&path).await.expect_error(404, &id);
     server.finish().await;
 }
 
@@ -146,11 +166,11 @@ async fn instance_bad_input_changes_nothing(db: Db) {
         .expect("id")
         .to_owned();
     let path = format!("/api/v1/StateMachineInstance/{id}");
-    server.patch(&path, json!({})).await.expect_error(400, "nothing to change");
     server.patch(&path, json!({"stage": ""})).await.expect_error(400, "field `stage`");
     server.patch(&path, json!({"parameters": {"a": 1}})).await.expect_error(400, "parameters.a");
+    server.patch(&path, json!({"parameters": {"Host": "ftp://x"}})).await.expect_error(400, "parameters.Host");
     let unchanged = server.get(&path).await;
-    assert!(unchanged.expect_ok()["stage"].is_null());
+    assert_eq!(unchanged.expect_ok()["stage"], "Start", "an instance starts in stage Start");
     server.delete(&path).await.expect_ok();
     assert_eq!(unchanged.expect_ok()["parameters"], json!({}));
     server.finish().await;
@@ -194,9 +214,17 @@ async fn a_script_that_changes_its_calls_is_caught_on_replay(db: Db) {
         .expect("id")
         .to_owned();
     wait_instance(&server, &id, "reached stage A", |i| i["stage"] == "A").await;
-    let path = format!("/api/v1/StateMachineInstance/{id}");
-    server.patch(&path, json!({"parameters": {"Mode": "b"}})).await.expect_ok();
+    // Changed behind the service's back: a PATCH would re-run the script from the top.
     let db = server.stop().await;
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&db.url).await.expect("open the database");
+    sqlx::query("UPDATE instances SET parameters = $1 WHERE id = $2")
+        .bind(r#"{"Mode":"b"}"#)
+        .bind(&id)
+        .execute(&pool)
+        .await
+        .expect("change a parameter");
+    pool.close().await;
     let server = TestServer::start_on(db, |_| {}).await;
     let ended = wait_instance(&server, &id, "failed", |i| i["status"] == "Failed").await;
     let exception = ended["exception"].as_str().unwrap_or_default();
@@ -256,7 +284,7 @@ async fn two_replicas_share_the_work() {
     for id in &ids {
         let done = wait_instance(&first, id, "succeeded", |i| i["status"] == "Succeeded").await;
         assert_eq!(done["reRunTimes"], 0);
-        *keys.entry(done["executionKey"].as_str().unwrap_or_default().to_owned()).or_insert(0) += 1;
+        *keys.entry(done["runBy"].as_str().unwrap_or_default().to_owned()).or_insert(0) += 1;
     }
     assert_eq!(keys.values().sum::<i32>(), 24);
     assert_eq!(keys.len(), 2, "both replicas ran instances: {keys:?}");

@@ -212,8 +212,16 @@ async fn executor_times_every_actor_it_ends() {
         created_at: now,
         updated_at: now,
     };
-    let job =
-        ActorJob { instance_id: None, actor, inputs: vec![], limitation: vec![], priority: 0, debug: false, tag: None };
+    let job = ActorJob {
+        instance_id: None,
+        actor,
+        inputs: vec![],
+        limitation: vec![],
+        priority: 0,
+        debug: false,
+        tag: None,
+        started: None,
+    };
     let cancel = CancellationToken::new();
     cancel.cancel();
     let report = tokio::time::timeout(Duration::from_secs(10), executor.run(&job, &cancel)).await.expect("ends");

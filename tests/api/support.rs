@@ -126,6 +126,16 @@ impl TestServer {
 
     /// Starts a server on an existing database (to test what survives a restart).
     pub async fn start_on(db: TestDb, tweak: impl FnOnce(&mut Config)) -> TestServer {
+        Self::start_reached_by(db, None, tweak).await
+    }
+
+    /// Starts a server, on HTTPS when `tweak` sets `server.tls`, that tests call with
+    /// `client` (a plain client when `None`).
+    pub async fn start_reached_by(
+        db: TestDb,
+        client: Option<reqwest::Client>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestServer {
         let mut config = Config::default();
         config.database.url = db.url.clone();
         config.database.max_connections = 4;
@@ -135,13 +145,15 @@ impl TestServer {
         tweak(&mut config);
         let token = config.auth.tokens.first().cloned();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
-        let base = format!("http://{}", listener.local_addr().expect("local addr"));
+        let scheme = if config.server.tls.enabled() { "https" } else { "http" };
+        let base = format!("{scheme}://{}", listener.local_addr().expect("local addr"));
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(wharf::server::run(config, listener, async move {
             let _ = rx.await;
         }));
         wharf::install_crypto_provider();
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
+        let client = client
+            .unwrap_or_else(|| reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client"));
         let server = TestServer { base, client, db, token, shutdown: Some(tx), task: Some(task) };
         server.wait_ready().await;
         server

@@ -183,5 +183,6 @@ pub fn job(actor: Actor, inputs: Vec<BlobRef>, limitation: Option<Limitation>) -
         priority: 0,
         debug: false,
         tag: None,
+        started: None,
     }
 }

@@ -18,7 +18,10 @@ pub struct Report {
     /// The exit status, 128 + signal number when killed by a signal, -1 when not started.
     pub exit_code: i32,
     pub is_timeout: bool,
-    /// Empty when the command ran; otherwise why it could not.
+    /// Killed for memory: at the memory ceiling or by the kernel's OOM killer.
+    pub is_oom: bool,
+    /// Empty when the command ran and succeeded; otherwise what went wrong: why it could
+    /// not start, which limit stopped it, or the end of its stderr when it failed.
     pub error: String,
 }
 
@@ -32,6 +35,7 @@ impl Report {
             peak_memory_bytes: 0,
             exit_code: -1,
             is_timeout: false,
+            is_oom: false,
             error: error.into(),
         }
     }
@@ -44,8 +48,8 @@ impl Report {
         // Writing to a String cannot fail.
         let _ = write!(
             json,
-            ",\"UserTime\":{},\"TotalTime\":{},\"PeakMemory\":{},\"ExitCode\":{},\"IsTimeout\":{},\"Error\":",
-            self.user_time_ms, self.total_time_ms, self.peak_memory_bytes, self.exit_code, self.is_timeout,
+            ",\"UserTime\":{},\"TotalTime\":{},\"PeakMemory\":{},\"ExitCode\":{},\"IsTimeout\":{},\"IsOOM\":{},\"Error\":",
+            self.user_time_ms, self.total_time_ms, self.peak_memory_bytes, self.exit_code, self.is_timeout, self.is_oom,
         );
         push_json_string(&mut json, &self.error);
         json.push('}');
@@ -110,13 +114,14 @@ mod tests {
             user_time_ms: 15,
             total_time_ms: 20,
             peak_memory_bytes: 1234567,
-            exit_code: 0,
+            exit_code: 137,
             is_timeout: false,
-            error: String::new(),
+            is_oom: true,
+            error: "killed by OOM".into(),
         };
         assert_eq!(
             report.to_json(),
-            r#"{"Command":"./Main.out","UserTime":15,"TotalTime":20,"PeakMemory":1234567,"ExitCode":0,"IsTimeout":false,"Error":""}"#
+            r#"{"Command":"./Main.out","UserTime":15,"TotalTime":20,"PeakMemory":1234567,"ExitCode":137,"IsTimeout":false,"IsOOM":true,"Error":"killed by OOM"}"#
         );
     }
 
@@ -125,7 +130,7 @@ mod tests {
         let json = Report::failed("nosuch \"x\"", "cannot start: not found").to_json();
         assert_eq!(
             json,
-            r#"{"Command":"nosuch \"x\"","UserTime":0,"TotalTime":0,"PeakMemory":0,"ExitCode":-1,"IsTimeout":false,"Error":"cannot start: not found"}"#
+            r#"{"Command":"nosuch \"x\"","UserTime":0,"TotalTime":0,"PeakMemory":0,"ExitCode":-1,"IsTimeout":false,"IsOOM":false,"Error":"cannot start: not found"}"#
         );
     }
 }

@@ -1,18 +1,21 @@
-//! The runner's input: two lines on stdin, a time limit in milliseconds and a command
+//! The runner's input: two lines on stdin, the limit line (see `limits`) and a command
 //! line, parsed into a [`Request`].
 //!
-//! The command line is split on whitespace. Double quotes group words and understand
+//! JoyOI's runner gave the command line to a shell; this one splits it itself, so pipes,
+//! redirections and `$VAR` mean nothing unless the command is `sh -c '...'`. It is split on
+//! whitespace. Double quotes group words and understand
 //! `\"` and `\\`; single quotes group words literally; a quote may sit inside a word
 //! (`a"b c"` is the one argument `ab c`). Backslashes outside quotes are kept as they are.
 
 use std::fmt;
 use std::io::{self, BufRead};
-use std::time::Duration;
+
+use crate::limits::{self, LimitError, Limits};
 
 /// What the caller asked the runner to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
-    pub time_limit: Duration,
+    pub limits: Limits,
     /// The command line as it was given (without the line ending), for the report.
     pub command_line: String,
     /// The command line split into program and arguments; never empty.
@@ -23,7 +26,7 @@ pub struct Request {
 pub enum RequestError {
     Read(io::Error),
     MissingLine(&'static str),
-    BadTimeLimit(String),
+    BadLimits { line: String, err: LimitError },
     EmptyCommand,
     UnterminatedQuote(char),
 }
@@ -33,9 +36,10 @@ impl fmt::Display for RequestError {
         match self {
             Self::Read(err) => write!(f, "cannot read the request from stdin: {err}"),
             Self::MissingLine(what) => write!(f, "stdin ended before the {what} line"),
-            Self::BadTimeLimit(line) => {
-                write!(f, "the time limit must be a positive whole number of milliseconds, got {line:?}")
-            }
+            Self::BadLimits { line, err } => write!(
+                f,
+                "bad time limit line {line:?}: {err} (expected \"user_ms [total_ms [vm_mb]]\", e.g. \"1000 2000\")"
+            ),
             Self::EmptyCommand => write!(f, "the command line is empty"),
             Self::UnterminatedQuote(quote) => {
                 write!(f, "the command line has an unterminated {quote} quote")
@@ -50,9 +54,10 @@ impl std::error::Error for RequestError {}
 pub fn read_request(mut input: impl BufRead) -> Result<Request, RequestError> {
     let limit_line = read_line(&mut input, "time limit")?;
     let command_line = read_line(&mut input, "command")?;
-    let time_limit = parse_time_limit(&limit_line)?;
+    let limits =
+        limits::parse_limit_line(&limit_line).map_err(|err| RequestError::BadLimits { line: limit_line, err })?;
     let argv = split_command_line(&command_line)?;
-    Ok(Request { time_limit, command_line: command_line.trim().to_string(), argv })
+    Ok(Request { limits, command_line: command_line.trim().to_string(), argv })
 }
 
 /// Reads the next line of `input` without its line ending; `what` names the line in errors.
@@ -66,14 +71,6 @@ fn read_line(input: &mut impl BufRead, what: &'static str) -> Result<String, Req
     let trimmed = line.trim_end_matches(['\n', '\r']).len();
     line.truncate(trimmed);
     Ok(line)
-}
-
-/// Parses the time limit line: a positive number of milliseconds.
-pub fn parse_time_limit(line: &str) -> Result<Duration, RequestError> {
-    match line.trim().parse::<u64>() {
-        Ok(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
-        _ => Err(RequestError::BadTimeLimit(line.to_string())),
-    }
 }
 
 /// Splits a command line into words, honouring simple single and double quotes.
@@ -137,6 +134,8 @@ pub fn split_command_line(line: &str) -> Result<Vec<String>, RequestError> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn check(line: &str, expected: &[&str]) {
@@ -178,25 +177,25 @@ mod tests {
     }
 
     #[test]
-    fn parses_time_limits() {
-        assert_eq!(parse_time_limit("1000").ok(), Some(Duration::from_millis(1000)));
-        assert_eq!(parse_time_limit(" 250 ").ok(), Some(Duration::from_millis(250)));
-        for bad in ["", "0", "-5", "1.5", "1s", "abc"] {
-            assert!(parse_time_limit(bad).is_err(), "{bad:?} should be rejected");
-        }
-    }
-
-    #[test]
     fn reads_two_lines_with_either_line_ending() {
-        let request = read_request("1000\r\n./Main.out arg\r\n".as_bytes())
+        let request = read_request("1000 3000\r\n./Main.out arg\r\n".as_bytes())
             .unwrap_or_else(|err| panic!("request should parse: {err}"));
-        assert_eq!(request.time_limit, Duration::from_millis(1000));
+        assert_eq!(request.limits.user_time, Duration::from_millis(1000));
+        assert_eq!(request.limits.total_time, Duration::from_millis(3000));
         assert_eq!(request.command_line, "./Main.out arg");
         assert_eq!(request.argv, ["./Main.out", "arg"]);
 
         // The last line needs no line ending.
         let request = read_request("5\necho hi".as_bytes()).unwrap_or_else(|err| panic!("request should parse: {err}"));
         assert_eq!(request.argv, ["echo", "hi"]);
+    }
+
+    #[test]
+    fn bad_limit_lines_name_the_line_and_the_form() {
+        let err = read_request("1000 2000 0 5\necho hi\n".as_bytes()).err().map(|err| err.to_string());
+        let expected = "bad time limit line \"1000 2000 0 5\": it has 4 numbers, at most 3 are understood \
+                        (expected \"user_ms [total_ms [vm_mb]]\", e.g. \"1000 2000\")";
+        assert_eq!(err.as_deref(), Some(expected));
     }
 
     #[test]

@@ -1,20 +1,30 @@
 //! Runs the measured command: files in the current directory as its stdin, stdout and
-//! stderr, its own process group, a wall-clock watchdog and RLIMIT_CPU as a backstop,
-//! and `wait4` for its CPU time and peak memory.
+//! stderr, its own process group, its limits (`rlimit`), a monitor thread that stops it at
+//! a limit (`monitor`), and `wait4` for its CPU time and peak memory.
 //!
 //! The command is waited for in two steps: `waitid(WNOWAIT)` notices that it ended but
 //! leaves it a zombie, so its pid, which is also its process group id, cannot be reused
-//! while the watchdog may still signal that group; `wait4` then reaps it and reads its
+//! while the monitor may still signal that group; `wait4` then reaps it and reads its
 //! resource use.
+//!
+//! The runner makes itself a child subreaper: a process of the command whose parent dies
+//! becomes the runner's child, and the monitor's samples count its CPU time and reap it
+//! when it ends (see `group`).
 
 use std::fmt;
 use std::fs::File;
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
+
+use crate::group::timeval_ms;
+use crate::limits::{AddressSpace, Limits};
+use crate::memory::{self, MemoryCgroup};
+use crate::monitor::{self, Stop, Watch};
+use crate::rlimit::ChildLimits;
 
 pub const STDIN_FILE: &str = "stdin.txt";
 pub const STDOUT_FILE: &str = "stdout.txt";
@@ -28,7 +38,27 @@ pub struct Measurement {
     pub peak_memory_bytes: u64,
     /// The exit status, or 128 + signal number when killed by a signal.
     pub exit_code: i32,
-    pub is_timeout: bool,
+    /// Which time limit the command went over, if any.
+    pub timeout: Option<Timeout>,
+    /// Killed for memory: by the runner at the memory ceiling or by the kernel's OOM killer.
+    pub is_oom: bool,
+}
+
+/// The time limit a command went over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timeout {
+    User,
+    Total,
+}
+
+impl fmt::Display for Timeout {
+    /// JoyOI's words, as they appear in `Error`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Timeout::User => "timeout(user)",
+            Timeout::Total => "timeout(total)",
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -38,12 +68,13 @@ pub enum RunError {
         file: &'static str,
         err: io::Error,
     },
-    /// The command itself could not be started (not found, not executable, ...).
+    /// The command itself could not be started (not found, not executable, too little
+    /// address space to load it, ...).
     Start {
         program: String,
         err: io::Error,
     },
-    StartWatchdog(io::Error),
+    StartMonitor(io::Error),
     Wait(io::Error),
 }
 
@@ -60,7 +91,7 @@ impl fmt::Display for RunError {
             Self::OpenStdin(err) => write!(f, "cannot open {STDIN_FILE}: {err}"),
             Self::CreateOutput { file, err } => write!(f, "cannot create {file}: {err}"),
             Self::Start { program, err } => write!(f, "cannot start {program:?}: {err}"),
-            Self::StartWatchdog(err) => write!(f, "cannot start the time-limit watchdog: {err}"),
+            Self::StartMonitor(err) => write!(f, "cannot start the thread that enforces the limits: {err}"),
             Self::Wait(err) => write!(f, "cannot wait for the command: {err}"),
         }
     }
@@ -68,8 +99,8 @@ impl fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
-/// Runs `argv` (program first; never empty) under `time_limit` in the current directory.
-pub fn run(argv: &[String], time_limit: Duration) -> Result<Measurement, RunError> {
+/// Runs `argv` (program first; never empty) under `limits` in the current directory.
+pub fn run(argv: &[String], limits: &Limits) -> Result<Measurement, RunError> {
     let (program, args) = argv.split_first().ok_or_else(|| RunError::Start {
         program: String::new(),
         err: io::Error::new(io::ErrorKind::InvalidInput, "empty command"),
@@ -83,19 +114,28 @@ pub fn run(argv: &[String], time_limit: Duration) -> Result<Measurement, RunErro
         |file: &'static str| File::create(file).map(Stdio::from).map_err(|err| RunError::CreateOutput { file, err });
     let (stdout, stderr) = (create(STDOUT_FILE)?, create(STDERR_FILE)?);
 
-    let limit_ms = u64::try_from(time_limit.as_millis()).unwrap_or(u64::MAX);
-    let cpu_limit = cpu_rlimit(limit_ms);
+    let cgroup = MemoryCgroup::find();
+    let ceiling = memory::ceiling(cgroup.as_ref().and_then(MemoryCgroup::limit));
+    let oom_kills_before = cgroup.as_ref().and_then(MemoryCgroup::oom_kills);
+    let user_limit_ms = millis(limits.user_time);
+    let total_limit_ms = millis(limits.total_time);
+    let address_space = match limits.address_space {
+        AddressSpace::Default => Some(ceiling),
+        AddressSpace::Unlimited => None,
+        AddressSpace::Mib(mib) => Some(mib.saturating_mul(1024 * 1024)),
+    };
+    let child_limits = ChildLimits::new(user_limit_ms, address_space);
+
     let mut command = Command::new(program);
     command.args(args).stdin(stdin).stdout(stdout).stderr(stderr).process_group(0);
-    // SAFETY: the closure runs between fork and exec and only calls setrlimit, which is
-    // async-signal-safe; it allocates nothing and takes no locks.
+    // SAFETY: `apply` is async-signal-safe, allocates nothing and takes no locks, as code
+    // between fork and exec must.
     unsafe {
-        command.pre_exec(move || {
-            set_rlimit(libc::RLIMIT_CPU, cpu_limit)?;
-            // No core files from SIGXCPU or crashes in the work directory.
-            set_rlimit(libc::RLIMIT_CORE, libc::rlimit { rlim_cur: 0, rlim_max: 0 })
-        });
+        command.pre_exec(move || child_limits.apply());
     }
+    // SAFETY: a plain prctl on the runner itself. Failing (very old kernels) only means
+    // orphans of the command are reaped elsewhere and drop out of the samples.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
 
     let start = Instant::now();
     let child = command.spawn().map_err(|err| RunError::Start { program: program.clone(), err })?;
@@ -104,87 +144,66 @@ pub fn run(argv: &[String], time_limit: Duration) -> Result<Measurement, RunErro
 
     let (ended, ended_rx) = mpsc::channel::<()>();
     // A limit too large for the clock means no wall-clock limit at all.
-    let deadline = start.checked_add(time_limit);
-    let watchdog = thread::Builder::new().name("watchdog".into()).spawn(move || {
-        let Some(deadline) = deadline else {
-            let _ = ended_rx.recv();
-            return false;
-        };
-        match ended_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Err(RecvTimeoutError::Timeout) => {
-                kill_group(pid);
-                true
-            }
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => false,
-        }
-    });
-    let watchdog = match watchdog {
+    let watch = Watch { pid, user_limit_ms, deadline: start.checked_add(limits.total_time), ceiling_bytes: ceiling };
+    let monitor = thread::Builder::new().name("monitor".into()).spawn(move || monitor::watch(watch, &ended_rx));
+    let monitor = match monitor {
         Ok(handle) => handle,
         Err(err) => {
-            kill_group(pid);
+            monitor::kill_group(pid);
             let _ = reap(pid);
-            return Err(RunError::StartWatchdog(err));
+            return Err(RunError::StartMonitor(err));
         }
     };
 
     let waited = wait_until_ended(pid);
     let wall = start.elapsed();
     // Whatever the command left running in its group goes with it.
-    kill_group(pid);
+    monitor::kill_group(pid);
     drop(ended);
-    // The watchdog cannot panic; if it somehow did, it had not reported a timeout.
-    let killed_by_watchdog = watchdog.join().unwrap_or(false);
+    // The monitor cannot panic; if it somehow did, it had not stopped anything.
+    let watched = monitor.join().unwrap_or_default();
     waited?;
     let (status, usage) = reap(pid)?;
 
-    let user_time_ms = timeval_ms(usage.ru_utime);
-    let cpu_time_ms = user_time_ms + timeval_ms(usage.ru_stime);
-    let total_time_ms = u64::try_from(wall.as_millis()).unwrap_or(u64::MAX);
+    // The group's figures can exceed the command's own: children still running when it
+    // was stopped have not been waited for.
+    let user_time_ms = timeval_ms(usage.ru_utime).max(watched.usage.user_time_ms);
+    let total_time_ms = millis(wall);
+    // ru_maxrss is in KiB on Linux.
+    let peak_memory_bytes =
+        u64::try_from(usage.ru_maxrss).unwrap_or(0).saturating_mul(1024).max(watched.usage.peak_rss_bytes);
     let signal = libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status));
     let exit_code = match signal {
         Some(signal) => 128 + signal,
         None if libc::WIFEXITED(status) => libc::WEXITSTATUS(status),
         None => -1,
     };
-    Ok(Measurement {
-        user_time_ms,
-        total_time_ms,
-        // ru_maxrss is in KiB on Linux.
-        peak_memory_bytes: u64::try_from(usage.ru_maxrss).unwrap_or(0).saturating_mul(1024),
-        exit_code,
-        is_timeout: killed_by_watchdog
-            || signal == Some(libc::SIGXCPU)
-            || cpu_time_ms > limit_ms
-            || total_time_ms > limit_ms,
-    })
+
+    let timeout = match watched.stopped {
+        Some(Stop::UserTime) => Some(Timeout::User),
+        Some(Stop::TotalTime) => Some(Timeout::Total),
+        Some(Stop::Memory) => None,
+        // Over a limit between two samples, or stopped by the RLIMIT_CPU backstop.
+        None if signal == Some(libc::SIGXCPU) || user_time_ms > user_limit_ms => Some(Timeout::User),
+        None if total_time_ms > total_limit_ms => Some(Timeout::Total),
+        None => None,
+    };
+    let oom_killed = || {
+        let (Some(cgroup), Some(before)) = (&cgroup, oom_kills_before) else { return false };
+        let grew = || cgroup.oom_kills().is_some_and(|after| after > before);
+        // The kernel counts the kill just after sending SIGKILL: look again a moment later.
+        grew()
+            || (signal == Some(libc::SIGKILL) && watched.stopped.is_none() && {
+                thread::sleep(Duration::from_millis(10));
+                grew()
+            })
+    };
+    let is_oom = watched.stopped == Some(Stop::Memory) || peak_memory_bytes >= ceiling || oom_killed();
+    Ok(Measurement { user_time_ms, total_time_ms, peak_memory_bytes, exit_code, timeout, is_oom })
 }
 
-/// The CPU-time rlimit for a time limit: whole seconds, rounded up, with one more second
-/// before the kernel's SIGKILL. Never raises the hard limit the runner itself has.
-fn cpu_rlimit(limit_ms: u64) -> libc::rlimit {
-    let soft: libc::rlim_t = limit_ms.div_ceil(1000).max(1);
-    let mut current = libc::rlimit { rlim_cur: 0, rlim_max: libc::RLIM_INFINITY };
-    // SAFETY: getrlimit writes into the struct we pass; on failure we keep "infinity".
-    unsafe { libc::getrlimit(libc::RLIMIT_CPU, &mut current) };
-    let hard = (soft + 1).min(current.rlim_max);
-    libc::rlimit { rlim_cur: soft.min(hard), rlim_max: hard }
-}
-
-fn set_rlimit(resource: libc::__rlimit_resource_t, limit: libc::rlimit) -> io::Result<()> {
-    // SAFETY: setrlimit only reads the struct we pass.
-    if unsafe { libc::setrlimit(resource, &limit) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// SIGKILLs the process group led by `pid`, and `pid` itself in case it left the group.
-fn kill_group(pid: libc::pid_t) {
-    // SAFETY: plain signal sends; failures (ESRCH when everything is gone) are harmless.
-    unsafe {
-        libc::kill(-pid, libc::SIGKILL);
-        libc::kill(pid, libc::SIGKILL);
-    }
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Blocks until `pid` has ended, leaving it unreaped.
@@ -223,27 +242,13 @@ fn reap(pid: libc::pid_t) -> Result<(libc::c_int, libc::rusage), RunError> {
     }
 }
 
-fn timeval_ms(time: libc::timeval) -> u64 {
-    let secs = u64::try_from(time.tv_sec).unwrap_or(0);
-    let micros = u64::try_from(time.tv_usec).unwrap_or(0);
-    secs * 1000 + micros / 1000
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn cpu_rlimit_rounds_up_to_whole_seconds() {
-        for (limit_ms, soft) in [(1, 1), (500, 1), (1000, 1), (1001, 2), (2500, 3)] {
-            let limit = cpu_rlimit(limit_ms);
-            assert_eq!(limit.rlim_cur, soft, "soft CPU limit for {limit_ms} ms");
-            assert_eq!(limit.rlim_max, soft + 1, "hard CPU limit for {limit_ms} ms");
-        }
-    }
-
-    #[test]
-    fn timeval_converts_to_milliseconds() {
-        assert_eq!(timeval_ms(libc::timeval { tv_sec: 2, tv_usec: 345_999 }), 2345);
+    fn timeouts_read_as_joyoi_wrote_them() {
+        assert_eq!(Timeout::User.to_string(), "timeout(user)");
+        assert_eq!(Timeout::Total.to_string(), "timeout(total)");
     }
 }
