@@ -442,17 +442,7 @@ async fn start(engine: &Engine, dir: &std::path::Path, name: &str) -> (service::
     for node in &mut config.nodes {
         node.capacity = 2;
     }
-    // OnlineJudge's stage-change route as the callback path, set in a config file as an
-    // operator sets it; the test's quick retries kept.
-    let file = dir.join("callbacks.toml");
-    std::fs::write(&file, format!("[callbacks]\npath = \"{CALLBACK_PATH}\"\n")).expect("write config");
-    let from_file = wharf::config::Config::load(Some(&file), [])
-        .unwrap_or_else(|e| panic!("the setting callbacks.path is needed for OnlineJudge's callback: {e}"));
-    config.callbacks = wharf::config::CallbackConfig {
-        initial_backoff_ms: config.callbacks.initial_backoff_ms,
-        max_backoff_secs: config.callbacks.max_backoff_secs,
-        ..from_file.callbacks
-    };
+    config.callbacks.path = CALLBACK_PATH.into();
     let service = service::Service::start(config).await;
     let oj = OnlineJudge::start(&service.api.base).await;
     (service, oj)
