@@ -123,16 +123,16 @@ async fn follow(client: &Client, id: &str, quiet: bool) -> Result<Value, CliErro
     }
 }
 
-/// `Running  stage Run  actors: 2 waiting, 3 running, 5 done, 0 failed`.
+/// `Running  stage Run  actors: 2 queued, 3 running, 5 done, 0 failed`.
 fn progress(instance: &Value) -> String {
     let actors = instance["startedActors"].as_array().cloned().unwrap_or_default();
     let count = |status: &str| actors.iter().filter(|a| a["state"] == status).count();
     let failed = count("Failed") + count("Cancelled");
     format!(
-        "{:<9} stage {:<10} actors: {} waiting, {} running, {} done, {} failed",
+        "{:<9} stage {:<10} actors: {} queued, {} running, {} done, {} failed",
         instance["state"].as_str().unwrap_or("?"),
         instance["stage"].as_str().unwrap_or("-"),
-        count("Waiting"),
+        count("Queued"),
         count("Running"),
         count("Succeeded"),
         failed

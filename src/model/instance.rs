@@ -107,7 +107,7 @@ fn status_fields<S: Serializer>(status: &Status, serializer: S) -> Result<S::Ok,
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub enum ActorState {
     /// Waiting for a slot on a node.
-    Waiting,
+    Queued,
     /// In its container.
     Running,
     Succeeded,
@@ -120,7 +120,7 @@ impl ActorState {
     /// Reads a recorded actor's status; anything unknown is a failure.
     pub fn parse(s: &str) -> ActorState {
         match s {
-            "Waiting" => ActorState::Waiting,
+            "Queued" => ActorState::Queued,
             "Running" => ActorState::Running,
             "Succeeded" => ActorState::Succeeded,
             "Cancelled" => ActorState::Cancelled,
@@ -130,7 +130,7 @@ impl ActorState {
 
     pub fn as_str(self) -> &'static str {
         match self {
-            ActorState::Waiting => "Waiting",
+            ActorState::Queued => "Queued",
             ActorState::Running => "Running",
             ActorState::Succeeded => "Succeeded",
             ActorState::Failed => "Failed",
@@ -140,7 +140,7 @@ impl ActorState {
 
     pub fn joyoi(self) -> JoyStatus {
         match self {
-            ActorState::Waiting | ActorState::Running => JoyStatus::Running,
+            ActorState::Queued | ActorState::Running => JoyStatus::Running,
             ActorState::Succeeded => JoyStatus::Succeeded,
             ActorState::Failed | ActorState::Cancelled => JoyStatus::Failed,
         }
@@ -153,7 +153,7 @@ impl ActorState {
 pub struct ActorStatusFields {
     /// JoyOI's status: Running (also while waiting for a node), Failed (also when cancelled), Succeeded.
     status: JoyStatus,
-    /// wharf's: Waiting, Running, Succeeded, Failed or Cancelled.
+    /// wharf's: Queued, Running, Succeeded, Failed or Cancelled.
     state: ActorState,
 }
 

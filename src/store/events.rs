@@ -324,7 +324,7 @@ impl Store {
     }
 
     /// The actors `instance` asked for, in JoyOI's shape: ended ones from their records; of a
-    /// call still pending, those with a container as Running and the others as Waiting for a
+    /// call still pending, those with a container as Running and the others as Queued for a
     /// node, or as Cancelled when the instance ended without them. Every one carries the time
     /// it was asked for as its start.
     pub async fn started_actors(&self, instance: &Instance) -> Result<Vec<ActorInfo>, StoreError> {
@@ -346,7 +346,7 @@ impl Store {
                 let state = match started {
                     _ if instance.status.is_finished() => ActorState::Cancelled,
                     Some(_) => ActorState::Running,
-                    None => ActorState::Waiting,
+                    None => ActorState::Queued,
                 };
                 actors.push(ActorInfo {
                     name: spec["actor"].as_str().unwrap_or_default().to_owned(),

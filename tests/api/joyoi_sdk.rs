@@ -145,7 +145,7 @@ async fn sdk_calls_bind_to_its_dtos(db: Db) {
     assert_eq!(waiting["parameters"], json!({}), "Host: null is no Host");
     assert_eq!((waiting["status"].as_str(), waiting["stage"].as_str()), (Some("Running"), Some("Run")));
     let actor = &waiting["startedActors"][0];
-    assert_eq!((actor["status"].as_str(), actor["state"].as_str()), (Some("Running"), Some("Waiting")), "{actor}");
+    assert_eq!((actor["status"].as_str(), actor["state"].as_str()), (Some("Running"), Some("Queued")), "{actor}");
     assert!(actor["startTime"].is_string(), "a waiting actor carries the time it was asked for");
     let listed = data(&sdk(&server, Method::GET, "/api/v1/statemachineinstance/all?status=Running", None).await, "all");
     assert_binds(&listed, &newtonsoft::list_of(newtonsoft::instance_output()), "GetAllStateMachineInstancesAsync");
