@@ -111,7 +111,9 @@ pub async fn run(
     );
     let runs = tokio::spawn(runner.clone().run(background.clone()));
     let client_certificates = config.server.tls.requires_client_certificate();
+    let transfers = Arc::new(tokio::sync::Semaphore::new(config.blobs.max_concurrent_transfers as usize));
     let state = AppState {
+        transfers,
         store: store.clone(),
         pool,
         runner,

@@ -24,7 +24,7 @@ use crate::model::actor::Actor;
 use crate::model::blob::BlobRef;
 use crate::model::limitation::Limitation;
 use crate::model::now_millis;
-use crate::store::{BlobUpload, ContentSource, Store};
+use crate::store::{BlobUpload, Store};
 
 /// Exit status of a process killed for writing past its `fsize` ulimit (128 + SIGXFSZ).
 const SIGXFSZ_EXIT: i64 = 153;
@@ -273,7 +273,7 @@ impl Executor {
         for input in inputs {
             let (_, content) = self.store.get_blob(input.id).await.map_err(|e| format!("input {}: {e}", input.name))?;
             let store = self.store.clone();
-            let (sha256, chunks) = (content.sha256.clone(), content.chunk_count);
+            let (sha256, chunks) = (content.chunk_key.clone(), content.chunk_count);
             let make = move || -> ContentStream {
                 let (store, sha256) = (store.clone(), sha256.clone());
                 futures::stream::iter(0..chunks)
@@ -313,7 +313,7 @@ impl Executor {
             };
             let blob = self
                 .store
-                .put_blob(&upload, ContentSource::Bytes(bytes), self.chunk_size)
+                .put_blob(&upload, bytes, self.chunk_size)
                 .await
                 .map_err(|e| format!("cannot store output {name}: {e}"))?;
             report.outputs.push(BlobRef { id: blob.id, name: name.clone(), tag: job.tag.clone() });

@@ -20,7 +20,7 @@ use crate::model::blob::BlobRef;
 use crate::model::instance::{Instance, Status};
 use crate::model::limitation::Limitation;
 use crate::script::{self, ActorRecord, HostEffects, InstanceView, NewCall, Outcome, RecordedCall, ScriptLimits};
-use crate::store::{BlobUpload, ContentSource, Store, StoreError};
+use crate::store::{BlobUpload, Store, StoreError};
 
 /// A cheap-to-clone handle on the instance runner.
 #[derive(Clone)]
@@ -533,7 +533,7 @@ impl HostEffects for StoreHost {
             };
             let blob = self
                 .store
-                .put_blob(&upload, ContentSource::Bytes(bytes), self.chunk_size)
+                .put_blob(&upload, bytes, self.chunk_size)
                 .await
                 .map_err(|e| e.to_string())?;
             Ok(BlobRef { id: blob.id, name: name.to_owned(), tag: None })

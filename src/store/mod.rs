@@ -3,6 +3,7 @@
 //! Each resource has its own file; this one connects, migrates and maps driver errors.
 
 mod actors;
+mod blob_writer;
 mod blobs;
 mod callbacks;
 mod events;
@@ -12,7 +13,8 @@ mod nodes;
 mod state_machines;
 
 pub use actors::ActorFields;
-pub use blobs::{BlobUpload, ContentSource, sha256_hex};
+pub use blob_writer::BlobWriter;
+pub use blobs::{BlobUpload, sha256_hex};
 pub use callbacks::{Callback, CallbackView};
 pub use events::{MAX_RE_RUNS, Recovered};
 pub use instances::{InstanceFilter, NewInstance};
@@ -107,6 +109,10 @@ impl Store {
             .map_err(connect_err)?;
         let store = Store { pool, backend };
         migrate::run(&store).await?;
+        let swept = store.sweep_abandoned_chunks().await?;
+        if swept > 0 {
+            tracing::info!(chunks = swept, "deleted the chunks of uploads abandoned more than a day ago");
+        }
         Ok(store)
     }
 

@@ -14,7 +14,7 @@ use wharf::model::actor::Actor;
 use wharf::model::blob::BlobRef;
 use wharf::model::limitation::Limitation;
 use wharf::model::node::NodeRecord;
-use wharf::store::{BlobUpload, ContentSource, NodePatch, Store};
+use wharf::store::{BlobUpload, NodePatch, Store};
 
 /// Container tests share two cores: one at a time keeps their timings meaningful.
 pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -113,7 +113,7 @@ impl Rig {
 
     pub async fn blob(&self, name: &str, bytes: &[u8]) -> BlobRef {
         let upload = BlobUpload { name: name.into(), remark: String::new(), time_stamp: 0 };
-        let blob = self.store.put_blob(&upload, ContentSource::Bytes(bytes), 1 << 20).await.expect("store blob");
+        let blob = self.store.put_blob(&upload, bytes, 1 << 20).await.expect("store blob");
         BlobRef { id: blob.id, name: name.into(), tag: None }
     }
 
