@@ -16,8 +16,9 @@ struct MemoryHost {
 }
 
 impl HostEffects for MemoryHost {
-    fn read_blob(&self, id: Uuid) -> Result<Vec<u8>, String> {
-        self.blobs.lock().unwrap().get(&id).map(|b| b.1.clone()).ok_or_else(|| format!("no blob {id}"))
+    fn read_blob(&self, id: Uuid, max: usize) -> Result<BlobRead, String> {
+        let bytes = self.blobs.lock().unwrap().get(&id).map(|b| b.1.clone()).ok_or_else(|| format!("no blob {id}"))?;
+        Ok(if bytes.len() > max { BlobRead::TooLarge(bytes.len() as u64) } else { BlobRead::Bytes(bytes) })
     }
     fn upload(&self, name: &str, bytes: &[u8]) -> Result<BlobRef, String> {
         let id = Uuid::new_v4();
