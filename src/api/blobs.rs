@@ -208,16 +208,22 @@ async fn put_blob(
     let name = blob_name(input.name, &remark)?;
     let max = state.config.blobs.max_inline_size;
     let raw = "PUT /api/v1/Blob/raw?name=…";
+    let max_size = state.config.blobs.max_size;
     let decoded = (input.body.len() as u64 / 4).saturating_mul(3);
-    if decoded > max + 3 && input.is_compressed != Some(true) {
-        return Err(too_large_inline(max, raw));
+    if decoded > max_size.min(max) + 3 && input.is_compressed != Some(true) {
+        return Err(if decoded > max_size + 3 { too_large(max_size) } else { too_large_inline(max, raw) });
     }
     let _permit = transfer_permit(&state, Some(decoded)).await?;
     let mut bytes = base64::engine::general_purpose::STANDARD
         .decode(input.body.trim())
         .map_err(|e| ApiError::field("body", format!("not valid base64: {e}")))?;
     if input.is_compressed == Some(true) {
-        bytes = gunzip(&bytes, max).ok_or_else(|| too_large_inline(max, raw))??;
+        // Decompressed no further than the smaller limit: a small body cannot take much memory.
+        let over = || if max_size < max { too_large(max_size) } else { too_large_inline(max, raw) };
+        bytes = gunzip(&bytes, max.min(max_size)).ok_or_else(over)??;
+    }
+    if bytes.len() as u64 > max_size {
+        return Err(too_large(max_size));
     }
     if bytes.len() as u64 > max {
         return Err(too_large_inline(max, raw));

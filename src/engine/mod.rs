@@ -7,6 +7,7 @@ mod executor;
 pub mod hmac;
 mod instances;
 pub mod limits;
+mod outputs;
 mod pool;
 
 pub use executor::{ActorJob, ActorReport, ActorStatus, Executor};
