@@ -328,11 +328,8 @@ impl DockerClient {
         }
         let options = DownloadFromContainerOptionsBuilder::default().path("/workdir").build();
         let archive = outputs::archive_stream(self.docker.download_from_container(id, Some(options)));
-        let wanted = outputs::Wanted {
-            names: wanted,
-            file_limit: spec.limits.output_limit,
-            total_limit: spec.max_outputs_size,
-        };
+        let wanted =
+            outputs::Wanted { names: wanted, file_limit: spec.limits.output_limit, total_limit: spec.max_outputs_size };
         let found = outputs::collect(&self.node, archive, wanted, sink, cancel, deadline).await?;
         outcome.outputs = found.files;
         outcome.missing = found.missing;

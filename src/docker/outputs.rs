@@ -61,7 +61,8 @@ pub async fn collect(
     cancel: &CancellationToken,
     deadline: Instant,
 ) -> Result<Collected, DockerError> {
-    let broken = |message: String| DockerError::Broken { node: node.to_owned(), doing: "reading the outputs archive", message };
+    let broken =
+        |message: String| DockerError::Broken { node: node.to_owned(), doing: "reading the outputs archive", message };
     let (tx, mut rx) = mpsc::channel::<Result<Piece, String>>(8);
     let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(archive));
     let names = wanted.names.clone();

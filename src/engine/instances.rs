@@ -19,7 +19,9 @@ use crate::config::ScriptConfig;
 use crate::model::blob::BlobRef;
 use crate::model::instance::{Instance, Status};
 use crate::model::limitation::Limitation;
-use crate::script::{self, ActorRecord, BlobRead, HostEffects, InstanceView, NewCall, Outcome, RecordedCall, ScriptLimits};
+use crate::script::{
+    self, ActorRecord, BlobRead, HostEffects, InstanceView, NewCall, Outcome, RecordedCall, ScriptLimits,
+};
 use crate::store::{BlobUpload, Store, StoreError};
 
 /// A cheap-to-clone handle on the instance runner.
@@ -534,11 +536,7 @@ impl HostEffects for StoreHost {
                 remark: format!("from instance {}", self.instance),
                 time_stamp: crate::model::now_secs(),
             };
-            let blob = self
-                .store
-                .put_blob(&upload, bytes, self.chunk_size)
-                .await
-                .map_err(|e| e.to_string())?;
+            let blob = self.store.put_blob(&upload, bytes, self.chunk_size).await.map_err(|e| e.to_string())?;
             Ok(BlobRef { id: blob.id, name: name.to_owned(), tag: None })
         })
     }

@@ -175,7 +175,10 @@ pub(super) fn register(engine: &mut Engine, ctx: Arc<Ctx>, host_url: Option<Stri
         match c.host.read_blob(b.id, max).map_err(|e| halt(c, Stop::Host(e), call.call_position()))? {
             BlobRead::Bytes(bytes) => Ok(bytes),
             BlobRead::TooLarge(size) => Err(throw(
-                format!("blob {} is {size} bytes, more than a script string may hold ({max} bytes, scripts.max_string_size)", b.name),
+                format!(
+                    "blob {} is {size} bytes, more than a script string may hold ({max} bytes, scripts.max_string_size)",
+                    b.name
+                ),
                 call.call_position(),
             )),
         }

@@ -36,12 +36,15 @@ pub struct BlobWriter {
     spill: Option<Spill>,
 }
 
+/// The channel to the database writer task, and the task.
+type ChunkWriter = (mpsc::Sender<(i64, Bytes)>, JoinHandle<Result<(), StoreError>>);
+
 /// The chunks already sent off: to the hasher and to the database writer.
 struct Spill {
     key: String,
     chunks: i64,
     hash: Option<(mpsc::Sender<Bytes>, JoinHandle<String>)>,
-    db: Option<(mpsc::Sender<(i64, Bytes)>, JoinHandle<Result<(), StoreError>>)>,
+    db: Option<ChunkWriter>,
 }
 
 impl BlobWriter {
@@ -144,7 +147,8 @@ impl Spill {
     async fn db_result(&mut self) -> Result<(), StoreError> {
         let (sender, task) = self.db.take().ok_or_else(|| lost("chunk writer"))?;
         drop(sender);
-        task.await.map_err(|e| StoreError::Corrupt { what: "blob upload", detail: format!("writing chunks failed: {e}") })?
+        task.await
+            .map_err(|e| StoreError::Corrupt { what: "blob upload", detail: format!("writing chunks failed: {e}") })?
     }
 }
 

@@ -15,11 +15,12 @@ impl Store {
         if self.backend != Backend::Postgres {
             return Ok(None);
         }
-        let estimate = sqlx::query_scalar::<_, i64>("SELECT reltuples::BIGINT FROM pg_class WHERE oid = to_regclass($1)")
-            .bind(table)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::db("estimating a row count"))?;
+        let estimate =
+            sqlx::query_scalar::<_, i64>("SELECT reltuples::BIGINT FROM pg_class WHERE oid = to_regclass($1)")
+                .bind(table)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(StoreError::db("estimating a row count"))?;
         Ok(estimate.filter(|rows| *rows >= ESTIMATE_ABOVE))
     }
 }

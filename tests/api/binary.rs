@@ -176,7 +176,8 @@ fn base64_routes_refuse_large_blobs_and_concurrent_transfers_wait() {
     );
     let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(300)).build().expect("client");
     let put_raw = |name: &str, bytes: Vec<u8>| -> String {
-        let answer = client.put(format!("{}/api/v1/Blob/raw?name={name}", running.base)).body(bytes).send().expect("upload");
+        let answer =
+            client.put(format!("{}/api/v1/Blob/raw?name={name}", running.base)).body(bytes).send().expect("upload");
         assert_eq!(answer.status(), 200);
         answer.json::<serde_json::Value>().expect("json")["data"]["id"].as_str().expect("id").to_owned()
     };

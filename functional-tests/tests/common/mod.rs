@@ -65,6 +65,9 @@ impl Rig {
             unhealthy_after: 2,
             max_attempts: 3,
             log_tail_lines: 20,
+            // Small caps, so that tests can go over them quickly.
+            max_outputs: 500,
+            max_outputs_size: 64 << 20,
         };
         let pool = NodePool::load(store.clone(), config).await.expect("load pool");
         let probes = CancellationToken::new();
@@ -131,6 +134,10 @@ impl Rig {
 
     pub async fn run(&self, job: &ActorJob) -> ActorReport {
         self.executor.run(job, &CancellationToken::new()).await
+    }
+
+    pub async fn run_cancellable(&self, job: &ActorJob, cancel: &CancellationToken) -> ActorReport {
+        self.executor.run(job, cancel).await
     }
 
     /// Containers of this rig's service on `engine`.
