@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -33,7 +34,10 @@ pub struct InstanceRunner {
 struct Shared {
     store: Store,
     executor: Executor,
-    service: String,
+    /// This process's identity: its claims carry it.
+    process: String,
+    /// Instances this process runs at once.
+    max_active: usize,
     limits: ScriptLimits,
     chunk_size: u64,
     script_slots: Semaphore,
@@ -62,10 +66,12 @@ impl From<StoreError> for Interrupted {
 }
 
 impl InstanceRunner {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Store,
         executor: Executor,
-        service: String,
+        process: String,
+        max_active: u64,
         scripts: &ScriptConfig,
         chunk_size: u64,
         callbacks: Arc<Notify>,
@@ -79,12 +85,20 @@ impl InstanceRunner {
             max_map_size: scripts.max_map_size as usize,
             wall_time: Duration::from_millis(scripts.wall_time_ms),
         };
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
+        // As for callbacks: only the URL asked for is contacted, no redirects, no proxy.
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("wharf/", env!("CARGO_PKG_VERSION")))
+            .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .unwrap_or_default();
         InstanceRunner {
             shared: Arc::new(Shared {
                 store,
                 executor,
-                service,
+                process,
+                max_active: usize::try_from(max_active).unwrap_or(usize::MAX).max(1),
                 limits,
                 chunk_size,
                 script_slots: Semaphore::new(scripts.max_concurrent_runs as usize),
@@ -153,33 +167,27 @@ impl InstanceRunner {
         Some(super::callbacks::callback_url(host, &self.shared.callback_path, instance.id))
     }
 
-    /// Takes queued instances and runs them until `cancel`; then this process's runs stop
-    /// and go back in the queue for the next start.
+    /// Takes queued instances, as many as this process may run at once, and runs them until
+    /// `cancel`; then this process's runs stop and go back in the queue. Every second it also
+    /// stops the runs that were re-run, cancelled or taken over through another process.
     pub async fn run(self, cancel: CancellationToken) {
-        match self.shared.store.recover_instances(&self.shared.service).await {
-            Ok(recovered) => {
-                for id in &recovered.requeued {
-                    tracing::info!(instance_id = %id, "continuing an instance interrupted by a stop");
-                }
-                for id in &recovered.exhausted {
-                    tracing::warn!(instance_id = %id, "instance failed: re-run times exhausted");
-                    self.enqueue_callback(*id).await;
-                }
-            }
-            Err(err) => tracing::error!(error = %err, "cannot recover interrupted instances"),
-        }
-        const BATCH: i64 = 200;
+        const BATCH: usize = 200;
         loop {
+            let active = self.active().len();
+            let room = self.shared.max_active.saturating_sub(active).min(BATCH);
             let mut full = false;
-            match self.shared.store.queued_instances(BATCH).await {
-                Ok(ids) => {
-                    full = ids.len() as i64 == BATCH;
-                    for id in ids {
-                        self.start(id, &cancel).await;
+            if room > 0 {
+                match self.shared.store.queued_instances(room as i64).await {
+                    Ok(ids) => {
+                        full = ids.len() == room && room == BATCH;
+                        for id in ids {
+                            self.start(id, &cancel).await;
+                        }
                     }
+                    Err(err) => tracing::warn!(error = %err, "cannot list queued instances"),
                 }
-                Err(err) => tracing::warn!(error = %err, "cannot list queued instances"),
             }
+            self.stop_superseded().await;
             if full && !cancel.is_cancelled() {
                 continue;
             }
@@ -196,8 +204,30 @@ impl InstanceRunner {
         }
     }
 
+    /// Stops this process's runs whose instance was re-run, cancelled or taken over, wherever
+    /// that was asked: their containers are killed.
+    async fn stop_superseded(&self) {
+        let runs: Vec<(Uuid, String)> = self.active().iter().map(|(id, (run, _))| (*id, run.clone())).collect();
+        if runs.is_empty() {
+            return;
+        }
+        match self.shared.store.superseded_runs(&runs).await {
+            Ok(superseded) => {
+                for id in superseded {
+                    tracing::info!(instance_id = %id, "run superseded elsewhere; stopping it");
+                    let mut active = self.active();
+                    if let Some((_, token)) = active.get(&id) {
+                        token.cancel();
+                    }
+                    active.remove(&id);
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot check that this process's runs are current"),
+        }
+    }
+
     async fn start(&self, id: Uuid, stopping: &CancellationToken) {
-        let run_id = match self.shared.store.claim_instance(id, &self.shared.service).await {
+        let run_id = match self.shared.store.claim_instance(id, &self.shared.process).await {
             Ok(Some(run_id)) => run_id,
             Ok(None) => return,
             Err(err) => {
@@ -255,7 +285,10 @@ impl InstanceRunner {
                 return Err(Interrupted::Stopped);
             }
             let history = store.events(id).await?;
+            // While the script is evaluated, a crash may be the script's doing.
+            store.set_replaying(id, run_id, true).await?;
             let outcome = self.replay(&script, &view, history.clone(), run_id).await?;
+            store.set_replaying(id, run_id, false).await?;
             match outcome {
                 Outcome::Finished(value) => {
                     return self.finish(id, run_id, Status::Succeeded, Some(&value), None).await;
@@ -328,7 +361,7 @@ impl InstanceRunner {
     }
 
     /// Stores the end-of-run delivery to `Parameters.Host`, if there is one.
-    async fn enqueue_callback(&self, id: Uuid) {
+    pub async fn enqueue_callback(&self, id: Uuid) {
         let store = &self.shared.store;
         let Ok(instance) = store.get_instance(id).await else { return };
         let Some(url) = self.callback_url(&instance) else { return };
@@ -349,7 +382,7 @@ impl InstanceRunner {
     ) -> Result<Value, Interrupted> {
         match call.kind.as_str() {
             "run_actor" | "run_actors" => self.run_actors(instance, machine_limits, call, token).await,
-            "http_invoke" => Ok(self.http(&call.args, token).await?),
+            "http_invoke" => self.http(&call.args, token).await,
             "sleep" => {
                 // Measured from when the script first asked, so a restart does not start it over.
                 let due = call.created_at + call.args["ms"].as_i64().unwrap_or_default();
@@ -448,7 +481,10 @@ impl InstanceRunner {
         Ok(json!({"actors": records}))
     }
 
-    async fn http(&self, args: &Value, token: &CancellationToken) -> Result<Value, StoreError> {
+    /// `http_invoke`: its answer (status and body, the body cut at `HTTP_BODY_LIMIT` bytes)
+    /// or why it failed. Interrupted by a stop, it is not recorded, so that it is performed
+    /// again when the instance continues.
+    async fn http(&self, args: &Value, token: &CancellationToken) -> Result<Value, Interrupted> {
         let method = reqwest::Method::from_bytes(args["method"].as_str().unwrap_or("GET").as_bytes())
             .unwrap_or(reqwest::Method::GET);
         let url = args["url"].as_str().unwrap_or_default();
@@ -456,20 +492,32 @@ impl InstanceRunner {
         if !args["body"].is_null() {
             request = request.json(&args["body"]);
         }
-        let sent = tokio::select! {
-            sent = request.send() => sent,
-            _ = token.cancelled() => return Ok(json!({"error": "cancelled"})),
-        };
-        Ok(match sent {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let body = response.text().await.unwrap_or_default();
-                json!({"status": status, "body": body})
+        let exchange = async {
+            let response = request.send().await?;
+            let status = response.status().as_u16();
+            let mut body = Vec::new();
+            let mut stream = response.bytes_stream();
+            let mut cut = false;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                let room = HTTP_BODY_LIMIT.saturating_sub(body.len());
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if chunk.len() > room {
+                    cut = true;
+                    break;
+                }
             }
-            Err(err) => json!({"error": err.to_string()}),
-        })
+            Ok::<_, reqwest::Error>(json!({"status": status, "body": String::from_utf8_lossy(&body), "truncated": cut}))
+        };
+        tokio::select! {
+            answer = exchange => Ok(answer.unwrap_or_else(|err| json!({"error": crate::errors::with_causes(&err)}))),
+            _ = token.cancelled() => Err(Interrupted::Stopped),
+        }
     }
 }
+
+/// The most of an `http_invoke` answer's body a script gets (1 MiB).
+const HTTP_BODY_LIMIT: usize = 1 << 20;
 
 fn missing_actor(name: &str, inputs: Vec<BlobRef>, tag: Option<String>, stage: Option<String>) -> ActorRecord {
     let now = crate::model::now_millis();

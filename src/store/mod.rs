@@ -11,6 +11,8 @@ mod events;
 mod instances;
 mod migrate;
 mod nodes;
+mod processes;
+mod slots;
 mod state_machines;
 
 pub use actors::ActorFields;
@@ -18,9 +20,9 @@ pub use blob_writer::BlobWriter;
 pub use blobs::{BlobUpload, sha256_hex};
 pub use callbacks::{Callback, CallbackView};
 pub use counts::ESTIMATE_ABOVE;
-pub use events::{MAX_RE_RUNS, Recovered};
 pub use instances::{InstanceFilter, NewInstance};
 pub use nodes::NodePatch;
+pub use processes::{MAX_SUSPECT_RUNS, Recovered};
 pub use state_machines::StateMachineFields;
 
 use std::str::FromStr;

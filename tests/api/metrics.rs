@@ -198,7 +198,9 @@ async fn executor_times_every_actor_it_ends() {
     let db = TestDb::new(Db::Sqlite).await;
     let store = Store::open(&db.url, 2).await.expect("open store");
     // No nodes: the actor waits in the queue until it is cancelled.
-    let pool = NodePool::load(store.clone(), ExecutorConfig::default()).await.expect("pool");
+    let config = ExecutorConfig::default();
+    let membership = wharf::engine::Membership::new(&config, "test");
+    let pool = NodePool::load(store.clone(), config, membership).await.expect("pool");
     let metrics = Metrics::new();
     let executor = Executor::new(store.clone(), pool, LimitsConfig::default(), 1 << 20, metrics.clone());
     let now = chrono::Utc::now();

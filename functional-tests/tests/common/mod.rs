@@ -69,9 +69,10 @@ impl Rig {
             max_outputs: 500,
             max_outputs_size: 64 << 20,
         };
-        let pool = NodePool::load(store.clone(), config).await.expect("load pool");
+        let membership = wharf::engine::Membership::new(&config, "test");
+        let pool = NodePool::load(store.clone(), config, membership).await.expect("load pool");
         let probes = CancellationToken::new();
-        tokio::spawn(run_probes(pool.clone(), probes.clone()));
+        tokio::spawn(run_probes(pool.clone(), wharf::engine::Workers::default(), probes.clone()));
         let executor = Executor::new(
             store.clone(),
             pool.clone(),

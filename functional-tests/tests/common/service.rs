@@ -16,6 +16,9 @@ pub fn config(dir: &std::path::Path, service: &str, nodes: &[(&str, &str)]) -> C
     config.database.url = format!("sqlite://{}/wharf.db", dir.display());
     config.server.definitions = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/definitions").into();
     config.executor.probe_interval_secs = 1;
+    // A killed service is taken for dead, and its work taken over, within seconds.
+    config.executor.heartbeat_secs = 1;
+    config.executor.process_lease_secs = 3;
     config.executor.service_name = service.to_owned();
     config.callbacks.initial_backoff_ms = 200;
     config.callbacks.max_backoff_secs = 1;
