@@ -68,6 +68,7 @@ impl Rig {
             // Small caps, so that tests can go over them quickly.
             max_outputs: 500,
             max_outputs_size: 64 << 20,
+            ..ExecutorConfig::default()
         };
         let membership = wharf::engine::Membership::new(&config, "test");
         let pool = NodePool::load(store.clone(), config, membership).await.expect("load pool");
