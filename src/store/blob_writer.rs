@@ -21,7 +21,7 @@ use crate::model::now_millis;
 
 /// Chunks in flight to the database at once, and at most this many per transaction: a few
 /// large transactions instead of one per chunk.
-const CHUNKS_PER_TRANSACTION: usize = 4;
+const CHUNKS_PER_TRANSACTION: usize = 3;
 
 /// Key prefix of chunks written before their content's hash was known.
 pub(super) const UPLOAD_KEY_PREFIX: &str = "upload-";
@@ -107,7 +107,8 @@ impl BlobWriter {
 impl Spill {
     fn start(store: Store) -> Spill {
         let key = format!("{UPLOAD_KEY_PREFIX}{:013}-{}", now_millis(), Uuid::new_v4().simple());
-        let (hash_tx, mut hash_rx) = mpsc::channel::<Bytes>(CHUNKS_PER_TRANSACTION);
+        // The hasher is the faster of the two: a short queue is enough to keep it busy.
+        let (hash_tx, mut hash_rx) = mpsc::channel::<Bytes>(2);
         let hasher = tokio::task::spawn_blocking(move || {
             let mut context = ring::digest::Context::new(&ring::digest::SHA256);
             while let Some(chunk) = hash_rx.blocking_recv() {

@@ -214,6 +214,6 @@ fn base64_routes_refuse_large_blobs_and_concurrent_transfers_wait() {
     let grew = running.peak_rss().saturating_sub(baseline);
     let (status, log) = running.terminate();
     assert!(status.success(), "{log}");
-    // Each base64 reply holds about 3 times its blob; unbounded, eight would take ~190 MiB.
-    assert!(grew < 80 << 20, "eight 8 MiB base64 downloads grew memory by {} MiB", grew >> 20);
+    // Each base64 reply holds about 3 to 4 times its blob: eight at once would take ~250 MiB.
+    assert!(grew < 128 << 20, "eight 8 MiB base64 downloads grew memory by {} MiB", grew >> 20);
 }
