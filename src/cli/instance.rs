@@ -16,27 +16,44 @@ pub enum InstanceCommand {
         /// Queued, Running, Succeeded, Failed or Cancelled.
         #[arg(long)]
         status: Option<String>,
+        /// Only instances at this stage.
         #[arg(long)]
         stage: Option<String>,
+        /// The page to show, from 1.
         #[arg(long, default_value_t = 1)]
         page: u32,
+        /// Instances per page, 1 to 1000.
         #[arg(long, default_value_t = 20)]
         page_size: u32,
     },
     /// Show an instance: status, actors, result.
-    Get { id: String },
+    Get {
+        /// The instance's id.
+        id: String,
+    },
     /// Stop an instance; its containers are killed.
-    Cancel { id: String },
+    Cancel {
+        /// The instance's id.
+        id: String,
+    },
     /// Remove an ended instance with its history.
-    Rm { id: String },
+    Rm {
+        /// The instance's id.
+        id: String,
+    },
     /// Run an instance again from a stage; what came before is kept.
     Rerun {
+        /// The instance's id.
         id: String,
+        /// The stage to run again from, as `set_stage` named it.
         #[arg(long)]
         stage: String,
     },
     /// Print an instance's dataflow as Graphviz DOT (`| dot -Tsvg > graph.svg`).
-    Graph { id: String },
+    Graph {
+        /// The instance's id.
+        id: String,
+    },
 }
 
 pub async fn run(client: &Client, json: bool, command: InstanceCommand) -> Result<(), CliError> {

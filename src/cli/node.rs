@@ -14,29 +14,39 @@ pub enum NodeCommand {
     List,
     /// Register a Docker engine as a node.
     Add {
+        /// The node's name: letters, digits, `.`, `_` and `-`.
         name: String,
         /// unix:///var/run/docker.sock, tcp://host:2375 or https://host:2376.
         address: String,
+        /// Most actors it runs at once, 1 to 1024 [default: 8].
         #[arg(long)]
         capacity: Option<u32>,
+        /// The image actors run in when they name none [default: wharf/actor:latest].
         #[arg(long)]
         image: Option<String>,
         /// CA, client certificate and key files (on the service's host) for https://.
         #[arg(long, requires_all = ["cert", "key"])]
         ca: Option<PathBuf>,
+        /// Client certificate file (PEM, on the service's host), with --ca and --key.
         #[arg(long)]
         cert: Option<PathBuf>,
+        /// Private key file of --cert (PEM, on the service's host).
         #[arg(long)]
         key: Option<PathBuf>,
     },
     /// Stop giving a node new work (`--undo` to give it work again).
     Drain {
+        /// The node's name.
         name: String,
+        /// Give the node work again.
         #[arg(long)]
         undo: bool,
     },
     /// Remove a node.
-    Rm { name: String },
+    Rm {
+        /// The node's name.
+        name: String,
+    },
 }
 
 pub async fn run(client: &Client, json: bool, command: NodeCommand) -> Result<(), CliError> {
