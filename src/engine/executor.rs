@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -19,7 +20,7 @@ use crate::docker::{
     ContainerOutcome, ContainerSpec, ContentStream, DockerError, InputContent, InputFile, LABEL_ACTOR, LABEL_INSTANCE,
     LABEL_SERVICE, Timings,
 };
-use crate::metrics::Metrics;
+use crate::metrics::{ImageLoad, Metrics};
 use crate::model::actor::Actor;
 use crate::model::blob::BlobRef;
 use crate::model::limitation::Limitation;
@@ -138,20 +139,22 @@ impl Executor {
             Some(id) => tracing::info_span!("actor", actor = %job.actor.name, instance_id = %id),
             None => tracing::info_span!("actor", actor = %job.actor.name),
         };
-        let result = self.run_attempts(job, cancel, &mut report).instrument(span.clone()).await;
+        let mut queued = Duration::ZERO;
+        let result = self.run_attempts(job, cancel, &mut report, &mut queued).instrument(span.clone()).await;
         let _in_span = span.enter();
         if let Err(message) = result {
             report.exception = Some(message);
         }
         report.end_time = now_millis();
-        let seconds = (report.end_time - report.start_time).max(0) as f64 / 1000.0;
-        self.metrics.actor_ended(report.status.as_str(), seconds);
-        tracing::info!(
-            status = report.status.as_str(),
-            node = ?report.node,
-            elapsed_ms = report.end_time - report.start_time,
-            "actor ended"
-        );
+        let total = Duration::from_millis(u64::try_from(report.end_time - report.start_time).unwrap_or(0));
+        self.metrics.actor_ended(report.status.as_str(), total, queued);
+        let (status, node, elapsed_ms) = (report.status.as_str(), report.node.as_deref(), total.as_millis() as u64);
+        if report.status == ActorStatus::Failed {
+            let error = report.exception.as_deref();
+            tracing::warn!(status, node, elapsed_ms, queued_ms = queued.as_millis() as u64, error, "actor failed");
+        } else {
+            tracing::info!(status, node, elapsed_ms, queued_ms = queued.as_millis() as u64, "actor ended");
+        }
         report
     }
 
@@ -160,6 +163,7 @@ impl Executor {
         job: &ActorJob,
         cancel: &CancellationToken,
         report: &mut ActorReport,
+        queued: &mut Duration,
     ) -> Result<(), String> {
         let inputs = self.load_inputs(&job.inputs).await?;
         let layers: Vec<Option<&Limitation>> =
@@ -173,13 +177,16 @@ impl Executor {
                 Some(id) => format!("{} ({id})", job.actor.name),
                 None => job.actor.name.clone(),
             };
+            let waiting = std::time::Instant::now();
             let lease = tokio::select! {
                 lease = self.pool.acquire(job.priority, description) => lease,
                 _ = cancel.cancelled() => {
+                    *queued += waiting.elapsed();
                     report.status = ActorStatus::Cancelled;
                     return Err("cancelled while waiting for a node".into());
                 }
             };
+            *queued += waiting.elapsed();
             report.node = Some(lease.node.clone());
             let spec = ContainerSpec {
                 name: format!("wharf-{}-{}", job.actor.name, &Uuid::new_v4().simple().to_string()[..12]),
@@ -218,6 +225,9 @@ impl Executor {
         report: &mut ActorReport,
     ) -> Result<ContainerOutcome, AttemptError> {
         let classify = |err: DockerError, container: Option<String>| {
+            if let Some(operation) = engine_operation(&err) {
+                self.metrics.engine_error(&lease.node, operation);
+            }
             if err.is_node_fault() { AttemptError::Node(err, container) } else { AttemptError::Final(err.to_string()) }
         };
         let span = tracing::info_span!("container", node = %lease.node, container = tracing::field::Empty);
@@ -251,7 +261,10 @@ impl Executor {
             for source in self.pool.other_clients(&lease.node) {
                 match source.has_image(image).await {
                     Ok(true) => {
-                        lease.client.copy_image_from(&source, image).await?;
+                        let copy = lease.client.copy_image_from(&source, image).await;
+                        let outcome = if copy.is_ok() { ImageLoad::Copied } else { ImageLoad::Failed };
+                        self.metrics.image_load(&lease.node, outcome);
+                        copy?;
                         copied = true;
                         break;
                     }
@@ -260,6 +273,7 @@ impl Executor {
                 }
             }
             if !copied {
+                self.metrics.image_load(&lease.node, ImageLoad::Unavailable);
                 return Err(DockerError::ImageUnavailable { node: lease.node.clone(), image: image.to_owned() });
             }
         }
@@ -344,5 +358,17 @@ impl Executor {
             Some(problem) if outcome.log_tail.is_empty() => Err(problem),
             Some(problem) => Err(format!("{problem}\n--- last lines of the log ---\n{}", outcome.log_tail)),
         }
+    }
+}
+
+/// What the engine was doing when `err` happened, as a metric label; `None` when no engine
+/// call failed (the image is on no node).
+fn engine_operation(err: &DockerError) -> Option<&'static str> {
+    match err {
+        DockerError::Connect { .. } => Some("connecting"),
+        DockerError::Engine { doing, .. } | DockerError::Timeout { doing, .. } | DockerError::Broken { doing, .. } => {
+            Some(doing)
+        }
+        DockerError::ImageUnavailable { .. } => None,
     }
 }

@@ -66,6 +66,15 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
 /// A cheap-to-clone handle on the database.
 #[derive(Clone)]
 pub struct Store {

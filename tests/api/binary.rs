@@ -35,9 +35,14 @@ struct Running {
 
 impl Running {
     fn start(dir: &std::path::Path) -> Running {
+        Running::start_with_env(dir, &[])
+    }
+
+    fn start_with_env(dir: &std::path::Path, env: &[(&str, &str)]) -> Running {
         let port = free_port();
         let child = wharf()
             .current_dir(dir)
+            .envs(env.iter().copied())
             .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
             .spawn()
             .expect("start wharf");
@@ -102,6 +107,36 @@ fn bad_config_names_the_key() {
     assert!(message.contains("WHARF_BLOBS_CHUNK_SIZE"), "{message}");
     let message = refusal(wharf().args(["serve", "--config", "/nonexistent/wharf.toml"]));
     assert!(message.contains("/nonexistent/wharf.toml"), "{message}");
+}
+
+/// A log collector reads JSON values: strings, numbers, lists as text, never Rust's debug
+/// forms (`Some("local")`, `["hello"]`, `Sqlite`).
+#[test]
+fn json_logs_carry_plain_values() {
+    let dir = tempfile::tempdir().expect("dir");
+    let actors = dir.path().join("config/definitions/actors");
+    std::fs::create_dir_all(&actors).expect("mkdir");
+    std::fs::write(actors.join("hello.toml"), "body = \"echo hello\"\n").expect("write");
+    let running = Running::start_with_env(dir.path(), &[("WHARF_LOG_FORMAT", "json")]);
+    // Once it answers, it also handles SIGTERM.
+    let health = reqwest::blocking::get(format!("{}/healthz", running.base)).expect("healthz");
+    assert_eq!(health.status(), 200);
+    let (status, log) = running.terminate();
+    assert!(status.success(), "{log}");
+    let mut seen = std::collections::HashMap::new();
+    for line in log.lines() {
+        let entry: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        let fields = entry["fields"].as_object().unwrap_or_else(|| panic!("fields: {line}"));
+        for (key, value) in fields {
+            if let Some(text) = value.as_str() {
+                let debug_form = text.starts_with("Some(") || text.starts_with("[\"") || text == "None";
+                assert!(!debug_form, "field `{key}` is a Rust debug string: {line}");
+            }
+            seen.insert(key.clone(), value.clone());
+        }
+    }
+    assert_eq!(seen["actors"], "hello", "{log}");
+    assert_eq!(seen["database"], "sqlite", "{log}");
 }
 
 #[test]
