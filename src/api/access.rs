@@ -67,7 +67,7 @@ impl Access {
 }
 
 /// Paths anyone allowed by the IP list may read without a token.
-fn is_public(path: &str) -> bool {
+pub(super) fn is_public(path: &str) -> bool {
     path == "/healthz" || path == "/metrics" || path.starts_with("/swagger") || path.starts_with("/api-docs")
 }
 
