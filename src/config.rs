@@ -123,6 +123,9 @@ pub struct ExecutorConfig {
     pub max_attempts: u32,
     /// Lines of the container's log kept when an actor fails.
     pub log_tail_lines: u32,
+    /// Bytes of each actor's stdout and stderr kept (the tail), served by
+    /// `GET /StateMachineInstance/{id}/logs`.
+    pub log_max_bytes: u64,
 }
 
 /// The service's default container limits; a state machine's or instance's override them.
@@ -284,6 +287,7 @@ impl Default for ExecutorConfig {
             unhealthy_after: 3,
             max_attempts: 3,
             log_tail_lines: 20,
+            log_max_bytes: 1 << 20,
         }
     }
 }
@@ -386,6 +390,7 @@ impl Config {
             ("executor.engine_timeout_secs", self.executor.engine_timeout_secs),
             ("executor.unhealthy_after", u64::from(self.executor.unhealthy_after)),
             ("executor.max_attempts", u64::from(self.executor.max_attempts)),
+            ("executor.log_max_bytes", self.executor.log_max_bytes),
             ("limits.cpu_period", self.limits.cpu_period),
             ("limits.cpu_quota", self.limits.cpu_quota),
             ("limits.pids_limit", self.limits.pids_limit),

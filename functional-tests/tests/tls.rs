@@ -283,6 +283,7 @@ async fn stored_tls_node_is_probed_healthy_and_a_stranger_unhealthy() {
         unhealthy_after: 1,
         max_attempts: 1,
         log_tail_lines: 20,
+        log_max_bytes: 1 << 20,
     };
     let pool = NodePool::load(store, config).await.expect("load pool");
     pool.probe_all().await;

@@ -10,6 +10,7 @@ mod extract;
 mod graph;
 mod health;
 mod instances;
+mod logs;
 mod metrics;
 mod nodes;
 mod route_case;
@@ -82,6 +83,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(blobs::router())
         .merge(instances::router())
         .merge(graph::router())
+        .merge(logs::router())
         .merge(nodes::router())
         .merge(health::router())
         .merge(metrics::router())

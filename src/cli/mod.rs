@@ -6,6 +6,7 @@ mod actor;
 mod blob;
 mod client;
 mod instance;
+mod logs;
 mod node;
 mod run;
 mod serve;

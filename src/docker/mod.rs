@@ -5,6 +5,7 @@
 mod archive;
 pub(crate) mod container;
 mod image;
+mod logs;
 
 pub use container::{ContainerOutcome, ContainerSpec, ContentStream, InputContent, InputFile, Limits, Timings};
 

@@ -23,8 +23,9 @@ use crate::metrics::Metrics;
 use crate::model::actor::Actor;
 use crate::model::blob::BlobRef;
 use crate::model::limitation::Limitation;
+use crate::model::log::ContainerLog;
 use crate::model::now_millis;
-use crate::store::{BlobUpload, ContentSource, Store};
+use crate::store::{BlobUpload, ContentSource, NewActorLog, Store};
 
 /// Exit status of a process killed for writing past its `fsize` ulimit (128 + SIGXFSZ).
 const SIGXFSZ_EXIT: i64 = 153;
@@ -195,9 +196,15 @@ impl Executor {
                 limits: limits.clone(),
                 keep: job.debug,
                 log_tail_lines: self.pool.config().log_tail_lines as usize,
+                log_max_bytes: self.pool.config().log_max_bytes,
             };
             match self.attempt(&lease, &spec, job.started.as_ref(), cancel, report).await {
-                Ok(outcome) => return self.conclude(job, &spec, outcome, report).await,
+                Ok(mut outcome) => {
+                    let log = std::mem::take(&mut outcome.log);
+                    let verdict = self.conclude(job, &spec, outcome, report).await;
+                    self.save_log(job, report, &log).await;
+                    return verdict;
+                }
                 Err(AttemptError::Final(message)) => return Err(message),
                 Err(AttemptError::Node(err, container)) => {
                     tracing::warn!(node = %lease.node, actor = %job.actor.name, error = %err, "node failed; trying another");
@@ -265,6 +272,29 @@ impl Executor {
         }
         *present = true;
         Ok(())
+    }
+
+    /// Keeps what the actor printed, for `GET /StateMachineInstance/{id}/logs`. A log that
+    /// cannot be stored is logged, not fatal: the actor's verdict stands.
+    async fn save_log(&self, job: &ActorJob, report: &ActorReport, log: &ContainerLog) {
+        let (Some(instance_id), Some(node), Some(container)) = (job.instance_id, &report.node, &report.container)
+        else {
+            return;
+        };
+        let entry = NewActorLog {
+            instance_id,
+            actor: &job.actor.name,
+            tag: job.tag.as_deref(),
+            node,
+            container,
+            state: report.status.as_str(),
+            started_at: report.start_time,
+            ended_at: now_millis(),
+            log,
+        };
+        if let Err(err) = self.store.put_actor_log(&entry).await {
+            tracing::warn!(error = %err, "cannot store the actor's log");
+        }
     }
 
     /// The inputs as files whose bytes stream from the database chunk by chunk when uploaded.

@@ -7,6 +7,7 @@ mod blobs;
 mod callbacks;
 mod events;
 mod instances;
+mod logs;
 mod migrate;
 mod nodes;
 mod state_machines;
@@ -16,6 +17,7 @@ pub use blobs::{BlobUpload, ContentSource, sha256_hex};
 pub use callbacks::{Callback, CallbackView};
 pub use events::{MAX_RE_RUNS, Recovered};
 pub use instances::{InstanceFilter, NewInstance};
+pub use logs::{LogFilter, NewActorLog};
 pub use nodes::NodePatch;
 pub use state_machines::StateMachineFields;
 

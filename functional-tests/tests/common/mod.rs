@@ -65,6 +65,7 @@ impl Rig {
             unhealthy_after: 2,
             max_attempts: 3,
             log_tail_lines: 20,
+            log_max_bytes: 1 << 20,
         };
         let pool = NodePool::load(store.clone(), config).await.expect("load pool");
         let probes = CancellationToken::new();
