@@ -114,3 +114,77 @@ async fn every_actors_output_is_kept_in_order_by_stream() {
     assert!(stderr.contains("not found"), "{stderr}");
     service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_image_is_named_with_the_fix_and_nodes_say_whether_they_have_it() {
+    let Some(empty) = Engine::second_or_skip().await else { return };
+    // Only an image no engine here has: the machine's own images stay untouched.
+    let image = format!("wharf/absent-{}:latest", std::process::id());
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = config(dir.path(), &format!("wharf-absent-{}", std::process::id()), &[("empty", &empty.address)]);
+    config.nodes[0].image = image.clone();
+    let service = Service::start(config).await;
+    let api = &service.api;
+    api.ok(Method::PUT, "/api/v1/Actor", Some(json!({"name": "hi", "body": "echo hi"}))).await;
+    api.ok(Method::PUT, "/api/v1/StateMachine", Some(json!({"name": "greet", "body": "let r = \"ran\";\ntry { run_actor(\"hi\", []); } catch (e) { r = \"caught\"; }\nr"}))).await;
+    let id = api.start("greet", vec![], json!({})).await;
+    let ended = api.wait_ended(&id, 60).await;
+    let exception = ended["exception"].as_str().unwrap_or_default();
+    assert_eq!(ended["state"], "Failed", "{ended}");
+    assert!(
+        exception.starts_with(&format!("actor hi could not run: image {image} is on no reachable node")),
+        "{exception}"
+    );
+    assert!(exception.contains("images/build.sh") && !exception.contains("script error"), "{exception}");
+
+    let nodes = api.ok(Method::GET, "/api/v1/DockerNode/All", None).await;
+    assert_eq!(nodes[0]["imagePresent"], false, "{nodes}");
+    let (code, stdout, stderr) = wharf(&api.base, &["node", "list"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains(&format!("{image} (missing)")), "{stdout}");
+    assert!(stdout.contains("queued actors: none"), "{stdout}");
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_describes_each_running_actor() {
+    let Some(engine) = Engine::primary_or_skip().await else { return };
+    if !engine.has_image_or_skip("wharf/actor:latest", "bash images/build.sh").await {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let service = Service::start(config(
+        dir.path(),
+        &format!("wharf-desc-{}", std::process::id()),
+        &[("local", &engine.address)],
+    ))
+    .await;
+    let api = &service.api;
+    api.ok(Method::PUT, "/api/v1/Actor", Some(json!({"name": "nap", "body": "sleep 30"}))).await;
+    api.ok(
+        Method::PUT,
+        "/api/v1/StateMachine",
+        Some(json!({"name": "naps", "body": "run_actor(\"nap\", [], #{tag: \"t1\"}); 1"})),
+    )
+    .await;
+    let id = api.start("naps", vec![], json!({})).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let description = loop {
+        let nodes = api.ok(Method::GET, "/api/v1/DockerNode/All", None).await;
+        if let Some(text) = nodes[0]["runningJobDescriptions"][0].as_str()
+            && text.contains("container=")
+        {
+            break text.to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "no running actor described: {nodes}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert!(description.starts_with(&format!("actor=nap tag=t1 instance={id} container=")), "{description}");
+    assert!(description.contains(" since=20"), "{description}");
+    let (code, stdout, _) = wharf(&api.base, &["node", "list"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains(&format!("local: actor=nap tag=t1 instance={id}")), "{stdout}");
+    api.ok(Method::DELETE, &format!("/api/v1/StateMachineInstance/{id}"), None).await;
+    api.wait_ended(&id, 60).await;
+    service.stop().await;
+}

@@ -170,10 +170,13 @@ impl Executor {
         let mut last_error = String::new();
         while report.attempts < max_attempts {
             report.attempts += 1;
-            let description = match job.instance_id {
-                Some(id) => format!("{} ({id})", job.actor.name),
-                None => job.actor.name.clone(),
-            };
+            let mut description = format!("actor={}", job.actor.name);
+            if let Some(tag) = &job.tag {
+                description.push_str(&format!(" tag={tag}"));
+            }
+            if let Some(id) = job.instance_id {
+                description.push_str(&format!(" instance={id}"));
+            }
             let lease = tokio::select! {
                 lease = self.pool.acquire(job.priority, description) => lease,
                 _ = cancel.cancelled() => {
@@ -234,6 +237,7 @@ impl Executor {
             let id = lease.client.create_container(spec).await.map_err(|e| classify(e, None))?;
             tracing::Span::current().record("container", id.as_str());
             report.container = Some(id.clone());
+            lease.started(&id);
             if let Some(notice) = started {
                 // The receiver only goes away with the instance's run, which no longer asks.
                 let _ = notice.to.send((notice.index, lease.node.clone(), id.clone()));
