@@ -283,6 +283,7 @@ async fn stored_tls_node_is_probed_healthy_and_a_stranger_unhealthy() {
         unhealthy_after: 1,
         max_attempts: 1,
         log_tail_lines: 20,
+        ..ExecutorConfig::default()
     };
     let membership = wharf::engine::Membership::new(&config, "test");
     let pool = NodePool::load(store, config, membership).await.expect("load pool");

@@ -149,7 +149,8 @@ impl DockerClient {
         Ok(list.into_iter().filter_map(|c| c.id).collect())
     }
 
-    /// Force-removes a container and its anonymous volumes; a missing one is not an error.
+    /// Force-removes a container and its anonymous volumes; a missing one, or one already being
+    /// removed, is not an error.
     pub async fn remove_container(&self, id: &str) -> Result<(), DockerError> {
         let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
         match self.call("removing a container", self.docker.remove_container(id, Some(options))).await {
@@ -157,6 +158,10 @@ impl DockerClient {
                 source: bollard::errors::Error::DockerResponseServerError { status_code: 404, .. },
                 ..
             }) => Ok(()),
+            Err(DockerError::Engine {
+                source: bollard::errors::Error::DockerResponseServerError { status_code: 409, message },
+                ..
+            }) if message.contains("already in progress") => Ok(()),
             other => other,
         }
     }

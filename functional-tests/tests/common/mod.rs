@@ -65,6 +65,7 @@ impl Rig {
             unhealthy_after: 2,
             max_attempts: 3,
             log_tail_lines: 20,
+            ..ExecutorConfig::default()
         };
         let membership = wharf::engine::Membership::new(&config, "test");
         let pool = NodePool::load(store.clone(), config, membership).await.expect("load pool");
