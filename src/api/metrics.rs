@@ -41,6 +41,14 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     }
     let queued: Family<Gauge, 0> = Family::new("wharf_actors_queued", "Actors waiting for a free slot on a node.", []);
     queued.with([]).set(state.pool.queued() as f64);
+    let worker_up: Family<Gauge, 1> =
+        Family::new("wharf_worker_up", "Whether the background worker runs (1) or has stopped (0).", ["worker"]);
+    let worker_errors: Family<Gauge, 1> =
+        Family::new("wharf_worker_consecutive_errors", "Failures in a row of the background worker.", ["worker"]);
+    for (name, worker) in state.workers.snapshot() {
+        worker_up.with([name]).set(if worker.state == "running" { 1.0 } else { 0.0 });
+        worker_errors.with([name]).set(worker.consecutive_errors as f64);
+    }
 
     let mut text = String::new();
     instances.encode(&mut text);
@@ -48,6 +56,8 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     running.encode(&mut text);
     capacity.encode(&mut text);
     queued.encode(&mut text);
+    worker_up.encode(&mut text);
+    worker_errors.encode(&mut text);
     state.metrics.encode(&mut text);
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response())
 }

@@ -44,6 +44,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Identifies this service process in `fromManagementService`.
     pub service_id: Arc<str>,
+    /// The background workers' health, for `/healthz`.
+    pub workers: crate::engine::Workers,
 }
 
 #[derive(OpenApi)]

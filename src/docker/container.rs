@@ -267,6 +267,16 @@ impl DockerClient {
         let clock = Instant::now();
         let inspect = self.call("inspecting the container", self.docker.inspect_container(id, None)).await?;
         let state = inspect.state.unwrap_or_default();
+        use bollard::models::ContainerStateStatusEnum as Status;
+        if matches!(state.status, Some(Status::REMOVING | Status::DEAD)) {
+            // Removed under our feet (the engine wiped, an operator's `docker rm -f`): the
+            // node lost the run, the actor did not fail.
+            return Err(DockerError::Broken {
+                node: self.node.clone(),
+                doing: "inspecting the container",
+                message: "the container was removed from the node while it ran".into(),
+            });
+        }
         let exit_code = exit_code.or(state.exit_code).unwrap_or(-1);
         let oom_killed = state.oom_killed.unwrap_or(false);
         let log = self.read_log(id, spec.log_max_bytes).await;

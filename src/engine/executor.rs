@@ -17,7 +17,7 @@ use super::pool::{ImageLocks, Lease, NodePool};
 use crate::config::LimitsConfig;
 use crate::docker::{
     ContainerOutcome, ContainerSpec, ContentStream, DockerError, InputContent, InputFile, LABEL_ACTOR, LABEL_INSTANCE,
-    LABEL_SERVICE, Timings,
+    LABEL_PROCESS, LABEL_SERVICE, Timings,
 };
 use crate::metrics::Metrics;
 use crate::model::actor::Actor;
@@ -192,6 +192,7 @@ impl Executor {
                     (LABEL_SERVICE.to_owned(), self.pool.config().service_name.clone()),
                     (LABEL_INSTANCE.to_owned(), job.instance_id.map(|id| id.to_string()).unwrap_or_default()),
                     (LABEL_ACTOR.to_owned(), job.actor.name.clone()),
+                    (LABEL_PROCESS.to_owned(), self.pool.process_id().to_owned()),
                 ]),
                 script: job.actor.body.clone(),
                 inputs: inputs.clone(),
@@ -244,7 +245,19 @@ impl Executor {
             }
             let timings = Timings { create: clock.elapsed(), ..Timings::default() };
             tracing::info!(name = %spec.name, image = %spec.image, "container created");
-            lease.client.run_container(&id, spec, cancel, timings).await.map_err(|e| classify(e, Some(id)))
+            tokio::select! {
+                outcome = lease.client.run_container(&id, spec, cancel, timings) => {
+                    outcome.map_err(|e| classify(e, Some(id.clone())))
+                }
+                _ = lease.lost.cancelled() => Err(AttemptError::Node(
+                    DockerError::Broken {
+                        node: lease.node.clone(),
+                        doing: "running the actor",
+                        message: "the node stopped answering".into(),
+                    },
+                    Some(id.clone()),
+                )),
+            }
         }
         .instrument(span)
         .await
