@@ -174,9 +174,10 @@ async fn through_wharf(actors: usize, concurrency: usize) -> anyhow::Result<(Dur
         })
         .await?;
     let config = ExecutorConfig { service_name: format!("bench-{}", std::process::id()), ..ExecutorConfig::default() };
-    let pool = NodePool::load(store.clone(), config).await?;
+    let membership = wharf::engine::Membership::new(&config, "bench");
+    let pool = NodePool::load(store.clone(), config, membership).await?;
     let probes = CancellationToken::new();
-    tokio::spawn(run_probes(pool.clone(), probes.clone()));
+    tokio::spawn(run_probes(pool.clone(), wharf::engine::Workers::default(), probes.clone()));
     while pool.view().iter().any(|n| n.health != "healthy") {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

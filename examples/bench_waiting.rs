@@ -67,14 +67,16 @@ async fn main() -> anyhow::Result<()> {
 
     let background = CancellationToken::new();
     let executor_config = ExecutorConfig { service_name: "bench-waiting".into(), ..ExecutorConfig::default() };
-    let pool = NodePool::load(store.clone(), executor_config.clone()).await?;
-    tokio::spawn(run_probes(pool.clone(), background.clone()));
+    let membership = wharf::engine::Membership::new(&executor_config, "bench");
+    let pool = NodePool::load(store.clone(), executor_config.clone(), membership.clone()).await?;
+    tokio::spawn(run_probes(pool.clone(), wharf::engine::Workers::default(), background.clone()));
     let executor =
         Executor::new(store.clone(), pool.clone(), LimitsConfig::default(), 3 << 20, wharf::metrics::Metrics::new());
     let runner = InstanceRunner::new(
         store.clone(),
         executor,
-        executor_config.service_name,
+        membership.id().to_owned(),
+        count as u64,
         &ScriptConfig::default(),
         3 << 20,
         Arc::default(),

@@ -110,9 +110,19 @@ pub struct LogConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ExecutorConfig {
-    /// Value of the `wharf.service` label on this service's containers. Containers with this
-    /// label are removed at start-up, so replicas sharing nodes need distinct names.
+    /// The deployment's name: the `wharf.service` label of its containers. Every process of a
+    /// deployment (replicas on one database) shares it; two unrelated installations sharing
+    /// an engine need distinct names.
     pub service_name: String,
+    /// This process's identity among those sharing the database; empty: a new one at each
+    /// start. Its instances and containers are claimed under it.
+    pub process_id: String,
+    /// Seconds between two heartbeats of this process.
+    pub heartbeat_secs: u64,
+    /// Seconds without a heartbeat after which a process is dead and another takes its work over.
+    pub process_lease_secs: u64,
+    /// Instances this process runs at once; the others stay queued for other processes.
+    pub max_active_instances: u64,
     /// Seconds between health probes of each node.
     pub probe_interval_secs: u64,
     /// Seconds one engine call (ping, create, upload, inspect, ...) may take.
@@ -123,6 +133,9 @@ pub struct ExecutorConfig {
     pub max_attempts: u32,
     /// Lines of the container's log kept when an actor fails.
     pub log_tail_lines: u32,
+    /// Bytes of each actor's stdout and stderr kept (the tail), served by
+    /// `GET /StateMachineInstance/{id}/logs`.
+    pub log_max_bytes: u64,
 }
 
 /// The service's default container limits; a state machine's or instance's override them.
@@ -279,11 +292,16 @@ impl Default for ExecutorConfig {
     fn default() -> Self {
         Self {
             service_name: "wharf".into(),
+            process_id: String::new(),
+            heartbeat_secs: 2,
+            process_lease_secs: 10,
+            max_active_instances: 1000,
             probe_interval_secs: 5,
             engine_timeout_secs: 30,
             unhealthy_after: 3,
             max_attempts: 3,
             log_tail_lines: 20,
+            log_max_bytes: 1 << 20,
         }
     }
 }
@@ -381,11 +399,26 @@ impl Config {
             return Err(invalid("blobs.max_size", "must be at least 1 byte".into()));
         }
         crate::model::validate_name(&self.executor.service_name).map_err(|m| invalid("executor.service_name", m))?;
+        if !self.executor.process_id.is_empty() {
+            crate::model::validate_name(&self.executor.process_id).map_err(|m| invalid("executor.process_id", m))?;
+        }
+        if self.executor.process_lease_secs < 2 * self.executor.heartbeat_secs.max(1) {
+            return Err(invalid(
+                "executor.process_lease_secs",
+                format!(
+                    "must be at least twice executor.heartbeat_secs ({}), or a slow heartbeat makes a live process look dead",
+                    self.executor.heartbeat_secs
+                ),
+            ));
+        }
         for (key, value) in [
             ("executor.probe_interval_secs", self.executor.probe_interval_secs),
+            ("executor.heartbeat_secs", self.executor.heartbeat_secs),
+            ("executor.max_active_instances", self.executor.max_active_instances),
             ("executor.engine_timeout_secs", self.executor.engine_timeout_secs),
             ("executor.unhealthy_after", u64::from(self.executor.unhealthy_after)),
             ("executor.max_attempts", u64::from(self.executor.max_attempts)),
+            ("executor.log_max_bytes", self.executor.log_max_bytes),
             ("limits.cpu_period", self.limits.cpu_period),
             ("limits.cpu_quota", self.limits.cpu_quota),
             ("limits.pids_limit", self.limits.pids_limit),

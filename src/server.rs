@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, AppState, access};
 use crate::config::Config;
 use crate::engine::callbacks::run_deliveries;
-use crate::engine::{Executor, InstanceRunner, NodePool, run_probes};
+use crate::engine::workers::supervise;
+use crate::engine::{Executor, InstanceRunner, Membership, NodePool, Workers, run_heartbeats, run_probes};
 use crate::model::node::NodeRecord;
 use crate::store::{Store, StoreError};
 
@@ -90,30 +91,59 @@ pub async fn run(
         allow: config.acl.allow.iter().filter_map(|rule| access::IpRule::parse(rule).ok()).collect(),
     };
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
-    let pool = NodePool::load(store.clone(), config.executor.clone()).await?;
+    let membership = Membership::new(&config.executor, &hostname());
+    let recovered = membership.join(&store).await?;
+    tracing::info!(process = membership.id(), deployment = membership.deployment(), "joined the deployment");
+    let workers = Workers::default();
+    let pool = NodePool::load(store.clone(), config.executor.clone(), membership.clone()).await?;
     let background = CancellationToken::new();
-    let probes = tokio::spawn(run_probes(pool.clone(), background.clone()));
+    let probes = supervise(&workers, "probes", run_probes(pool.clone(), workers.clone(), background.clone()));
     let metrics = crate::metrics::Metrics::new();
     let executor =
         Executor::new(store.clone(), pool.clone(), config.limits.clone(), config.blobs.chunk_size, metrics.clone());
     let callbacks_wake = Arc::new(Notify::new());
-    let deliveries = tokio::spawn(run_deliveries(
-        store.clone(),
-        config.callbacks.clone(),
-        callbacks_wake.clone(),
-        metrics.clone(),
-        background.clone(),
-    ));
+    let deliveries = supervise(
+        &workers,
+        "callbacks",
+        run_deliveries(
+            store.clone(),
+            config.callbacks.clone(),
+            callbacks_wake.clone(),
+            metrics.clone(),
+            workers.clone(),
+            background.clone(),
+        ),
+    );
     let runner = InstanceRunner::new(
         store.clone(),
         executor,
-        config.executor.service_name.clone(),
+        membership.id().to_owned(),
+        config.executor.max_active_instances,
         &config.scripts,
         config.blobs.chunk_size,
         callbacks_wake,
         config.callbacks.path.clone(),
     );
-    let runs = tokio::spawn(runner.clone().run(background.clone()));
+    for id in &recovered.requeued {
+        tracing::info!(instance_id = %id, "continuing an instance interrupted by a stop");
+    }
+    for id in &recovered.exhausted {
+        tracing::warn!(instance_id = %id, "instance failed: re-run times exhausted");
+        runner.enqueue_callback(*id).await;
+    }
+    let runs = supervise(&workers, "instances", runner.clone().run(background.clone()));
+    let heartbeats = supervise(
+        &workers,
+        "heartbeat",
+        run_heartbeats(
+            membership.clone(),
+            store.clone(),
+            runner.clone(),
+            pool.clone(),
+            workers.clone(),
+            background.clone(),
+        ),
+    );
     let client_certificates = config.server.tls.requires_client_certificate();
     let state = AppState {
         store: store.clone(),
@@ -122,6 +152,7 @@ pub async fn run(
         config: Arc::new(config),
         metrics,
         service_id: format!("wharf@{}", hostname()).into(),
+        workers,
     };
     let app = api::app(state, access).into_make_service_with_connect_info::<SocketAddr>();
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -157,6 +188,11 @@ pub async fn run(
     let _ = runs.await;
     let _ = deliveries.await;
     let _ = probes.await;
+    let _ = heartbeats.await;
+    // Its runs went back to the queue: nothing of this process is left to take over.
+    if let Err(err) = store.unregister_process(membership.id()).await {
+        tracing::warn!(error = %err, "cannot unregister this process; others take it for dead after the lease");
+    }
     store.close().await;
     match outcome {
         Ok(Ok(())) => Ok(()),

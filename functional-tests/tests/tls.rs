@@ -283,8 +283,10 @@ async fn stored_tls_node_is_probed_healthy_and_a_stranger_unhealthy() {
         unhealthy_after: 1,
         max_attempts: 1,
         log_tail_lines: 20,
+        ..ExecutorConfig::default()
     };
-    let pool = NodePool::load(store, config).await.expect("load pool");
+    let membership = wharf::engine::Membership::new(&config, "test");
+    let pool = NodePool::load(store, config, membership).await.expect("load pool");
     pool.probe_all().await;
     let view = pool.view();
     let node = |name: &str| view.iter().find(|n| n.name == name).expect("node in the pool view");

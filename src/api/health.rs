@@ -1,4 +1,4 @@
-//! `/healthz`: whether the service and its database answer.
+//! `/healthz`: whether the service, its database and its background workers are well.
 
 use axum::extract::State;
 use serde::Serialize;
@@ -9,14 +9,23 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::envelope::{Envelope, ErrorBody, Reply};
 use super::error::ApiError;
+use crate::engine::workers::WorkerStatus;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
+    /// `ok`, or `degraded` when a worker has stopped or keeps failing.
     pub status: &'static str,
     pub version: &'static str,
     /// `sqlite` or `postgres`.
     pub database: &'static str,
+    /// This process's identity among the processes sharing the database.
+    pub process: String,
+    /// The background workers (`instances`, `callbacks`, `probes`, `heartbeat`) by name.
+    pub workers: std::collections::BTreeMap<&'static str, WorkerStatus>,
 }
+
+/// Failures in a row after which a worker makes the service `degraded`.
+const DEGRADED_AFTER: u64 = 3;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(healthz))
@@ -31,5 +40,9 @@ async fn healthz(State(state): State<AppState>) -> Result<Reply<Health>, ApiErro
         crate::store::Backend::Sqlite => "sqlite",
         crate::store::Backend::Postgres => "postgres",
     };
-    Ok(Reply(Health { status: "ok", version: env!("CARGO_PKG_VERSION"), database }))
+    let workers = state.workers.snapshot();
+    let unwell = workers.values().any(|w| w.state != "running" || w.consecutive_errors >= DEGRADED_AFTER);
+    let status = if unwell { "degraded" } else { "ok" };
+    let process = state.pool.process_id().to_owned();
+    Ok(Reply(Health { status, version: env!("CARGO_PKG_VERSION"), database, process, workers }))
 }

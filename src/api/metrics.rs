@@ -45,6 +45,13 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     }
     let queued = CountGauge::default();
     queued.set(state.pool.queued() as i64);
+    let worker_up: Family<Labels<1>, CountGauge> = Family::default();
+    let worker_errors: Family<Labels<1>, CountGauge> = Family::default();
+    for (name, worker) in state.workers.snapshot() {
+        let name = labels([("worker", name)]);
+        worker_up.get_or_create(&name).set(i64::from(worker.state == "running"));
+        worker_errors.get_or_create(&name).set(i64::try_from(worker.consecutive_errors).unwrap_or(i64::MAX));
+    }
 
     let mut scraped = Registry::with_prefix("wharf");
     scraped.register("instances", "State machine instances by status", instances);
@@ -53,6 +60,8 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     scraped.register("node_capacity", "Most actors the node runs at once", capacity);
     scraped.register("node_drained", "Whether the node is drained: it gets no new work (1) or it does (0)", drained);
     scraped.register("actors_queued", "Actors waiting for a free slot on a node", queued);
+    scraped.register("worker_up", "Whether the background worker runs (1) or has stopped (0)", worker_up);
+    scraped.register("worker_consecutive_errors", "Failures in a row of the background worker", worker_errors);
     let text = state.metrics.encode(&scraped);
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response())
 }

@@ -10,6 +10,7 @@ mod extract;
 mod graph;
 mod health;
 mod instances;
+mod logs;
 mod metrics;
 mod nodes;
 mod openapi;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Identifies this service process in `fromManagementService`.
     pub service_id: Arc<str>,
+    /// The background workers' health, for `/healthz`.
+    pub workers: crate::engine::Workers,
 }
 
 #[derive(OpenApi)]
@@ -83,6 +86,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(blobs::router())
         .merge(instances::router())
         .merge(graph::router())
+        .merge(logs::router())
         .merge(nodes::router())
         .merge(health::router())
         .merge(metrics::router())

@@ -1,4 +1,4 @@
-//! `wharf instance list|get|cancel|rm|rerun|graph`.
+//! `wharf instance list|get|cancel|rm|rerun|graph|logs|wait|watch`.
 
 use clap::Subcommand;
 use serde_json::{Value, json};
@@ -51,6 +51,31 @@ pub enum InstanceCommand {
     },
     /// Print an instance's dataflow as Graphviz DOT (`| dot -Tsvg > graph.svg`).
     Graph {
+        /// The instance's id.
+        id: String,
+    },
+    /// Print what its actors wrote to stdout and stderr, line by line, in order.
+    Logs {
+        /// The instance's id.
+        id: String,
+        /// Only this actor's runs.
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only runs with this tag (e.g. a test's input file).
+        #[arg(long)]
+        tag: Option<String>,
+        /// Keep printing as actors end, until the instance has ended.
+        #[arg(short = 'f', long)]
+        follow: bool,
+    },
+    /// Wait quietly until an instance ends, then show it; exits 0 only when it succeeded.
+    Wait {
+        /// The instance's id.
+        id: String,
+    },
+    /// Follow an instance's progress until it ends, then show it; exits 0 only when it
+    /// succeeded.
+    Watch {
         /// The instance's id.
         id: String,
     },
@@ -118,6 +143,17 @@ pub async fn run(client: &Client, json: bool, command: InstanceCommand) -> Resul
         }
         InstanceCommand::Graph { id } => {
             print!("{}", client.get_text(&format!("/api/v1/StateMachineInstance/{}/graph", segment(&id))).await?);
+        }
+        InstanceCommand::Logs { id, actor, tag, follow } => {
+            super::logs::run(client, json, super::logs::LogsRequest { id, actor, tag, follow }).await?;
+        }
+        InstanceCommand::Wait { id } => {
+            let instance = super::run::follow(client, &id, true).await?;
+            super::run::report(&instance, &id, json)?;
+        }
+        InstanceCommand::Watch { id } => {
+            let instance = super::run::follow(client, &id, json).await?;
+            super::run::report(&instance, &id, json)?;
         }
     }
     Ok(())

@@ -7,6 +7,7 @@ mod blob;
 mod client;
 mod completion;
 mod instance;
+mod logs;
 mod node;
 mod run;
 mod serve;

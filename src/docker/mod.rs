@@ -5,6 +5,7 @@
 mod archive;
 pub(crate) mod container;
 mod image;
+mod logs;
 
 pub use container::{ContainerOutcome, ContainerSpec, ContentStream, InputContent, InputFile, Limits, Timings};
 
@@ -20,6 +21,8 @@ use crate::model::node::NodeTls;
 pub const LABEL_SERVICE: &str = "wharf.service";
 pub const LABEL_INSTANCE: &str = "wharf.instance";
 pub const LABEL_ACTOR: &str = "wharf.actor";
+/// The identity of the service process that made the container.
+pub const LABEL_PROCESS: &str = "wharf.process";
 
 /// What failed, on which node, doing what.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +35,11 @@ pub enum DockerError {
     Timeout { node: String, doing: &'static str, secs: u64 },
     #[error("node {node}: {doing}: {message}")]
     Broken { node: String, doing: &'static str, message: String },
-    #[error("image {image} is on no reachable node, so it cannot be loaded onto {node}")]
+    #[error(
+        "image {image} is on no reachable node, so it cannot be loaded onto node {node}; provide it on any node's \
+         engine (for wharf/actor:latest: `bash images/build.sh`; for wharf/full:latest: `bash images/build-full.sh`), \
+         or give the node or actor an image it has (`PATCH /api/v1/DockerNode/{node}` with `image`)"
+    )]
     ImageUnavailable { node: String, image: String },
 }
 
@@ -41,7 +48,11 @@ impl DockerError {
     pub fn is_node_fault(&self) -> bool {
         match self {
             DockerError::Connect { .. } | DockerError::Timeout { .. } | DockerError::Broken { .. } => true,
-            DockerError::Engine { source, .. } => is_engine_fault(source),
+            // A container of ours that the engine no longer knows (wiped, engine restarted)
+            // is the node's doing too; a 404 when creating one is about the request.
+            DockerError::Engine { source, doing, .. } => {
+                is_engine_fault(source) || (is_not_found(source) && *doing != "creating a container")
+            }
             DockerError::ImageUnavailable { .. } => false,
         }
     }
@@ -55,6 +66,10 @@ impl DockerError {
             | DockerError::ImageUnavailable { node, .. } => node,
         }
     }
+}
+
+fn is_not_found(err: &bollard::errors::Error) -> bool {
+    matches!(err, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
 }
 
 /// Transport failures and 5xx answers are the engine's; 4xx answers are about the request.
@@ -139,7 +154,8 @@ impl DockerClient {
         Ok(list.into_iter().filter_map(|c| c.id).collect())
     }
 
-    /// Force-removes a container and its anonymous volumes; a missing one is not an error.
+    /// Force-removes a container and its anonymous volumes; a missing one, or one already being
+    /// removed, is not an error.
     pub async fn remove_container(&self, id: &str) -> Result<(), DockerError> {
         let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
         match self.call("removing a container", self.docker.remove_container(id, Some(options))).await {
@@ -147,18 +163,27 @@ impl DockerClient {
                 source: bollard::errors::Error::DockerResponseServerError { status_code: 404, .. },
                 ..
             }) => Ok(()),
+            Err(DockerError::Engine {
+                source: bollard::errors::Error::DockerResponseServerError { status_code: 409, message },
+                ..
+            }) if message.contains("already in progress") => Ok(()),
             other => other,
         }
     }
 
-    /// Removes every container of this service that this node holds; returns how many.
-    pub async fn remove_leftovers(&self, service: &str) -> Result<usize, DockerError> {
-        let ids = self.containers_labelled(LABEL_SERVICE, service).await?;
-        for id in &ids {
-            self.remove_container(id).await?;
-            tracing::info!(node = %self.node, container = %id, "removed a container left behind");
-        }
-        Ok(ids.len())
+    /// The deployment's containers on this node, with the process each was made by (none for
+    /// containers made before processes had identities).
+    pub async fn containers_of(&self, deployment: &str) -> Result<Vec<(String, Option<String>)>, DockerError> {
+        let filters = HashMap::from([("label".to_owned(), vec![format!("{LABEL_SERVICE}={deployment}")])]);
+        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let list = self.call("listing containers", self.docker.list_containers(Some(options))).await?;
+        Ok(list
+            .into_iter()
+            .filter_map(|c| {
+                let process = c.labels.as_ref().and_then(|labels| labels.get(LABEL_PROCESS).cloned());
+                c.id.map(|id| (id, process))
+            })
+            .collect())
     }
 }
 

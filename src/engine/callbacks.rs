@@ -58,6 +58,7 @@ pub async fn run_deliveries(
     config: CallbackConfig,
     wake: Arc<Notify>,
     metrics: Metrics,
+    workers: super::Workers,
     cancel: CancellationToken,
 ) {
     let Some(client) = build_client(&config, &cancel).await else { return };
@@ -68,10 +69,12 @@ pub async fn run_deliveries(
         let pause = match start_due(&store, &client, &config, &metrics, &mut in_flight).await {
             Ok(pause) => {
                 consecutive_errors = 0;
+                workers.ok("callbacks");
                 pause
             }
             Err(err) => {
                 consecutive_errors = consecutive_errors.saturating_add(1);
+                workers.failed("callbacks", &err.to_string());
                 tracing::warn!(error = %err, consecutive_errors, "cannot look for due callbacks");
                 (POLL * consecutive_errors).min(MAX_ERROR_BACKOFF)
             }

@@ -18,14 +18,15 @@ use super::pool::{ImageLocks, Lease, NodePool};
 use crate::config::LimitsConfig;
 use crate::docker::{
     ContainerOutcome, ContainerSpec, ContentStream, DockerError, InputContent, InputFile, LABEL_ACTOR, LABEL_INSTANCE,
-    LABEL_SERVICE, Timings,
+    LABEL_PROCESS, LABEL_SERVICE, Timings,
 };
 use crate::metrics::{ImageLoad, Metrics};
 use crate::model::actor::Actor;
 use crate::model::blob::BlobRef;
 use crate::model::limitation::Limitation;
+use crate::model::log::ContainerLog;
 use crate::model::now_millis;
-use crate::store::{BlobUpload, ContentSource, Store};
+use crate::store::{BlobUpload, ContentSource, NewActorLog, Store};
 
 /// Exit status of a process killed for writing past its `fsize` ulimit (128 + SIGXFSZ).
 const SIGXFSZ_EXIT: i64 = 153;
@@ -173,10 +174,13 @@ impl Executor {
         let mut last_error = String::new();
         while report.attempts < max_attempts {
             report.attempts += 1;
-            let description = match job.instance_id {
-                Some(id) => format!("{} ({id})", job.actor.name),
-                None => job.actor.name.clone(),
-            };
+            let mut description = format!("actor={}", job.actor.name);
+            if let Some(tag) = &job.tag {
+                description.push_str(&format!(" tag={tag}"));
+            }
+            if let Some(id) = job.instance_id {
+                description.push_str(&format!(" instance={id}"));
+            }
             let waiting = std::time::Instant::now();
             let lease = tokio::select! {
                 lease = self.pool.acquire(job.priority, description) => lease,
@@ -195,6 +199,7 @@ impl Executor {
                     (LABEL_SERVICE.to_owned(), self.pool.config().service_name.clone()),
                     (LABEL_INSTANCE.to_owned(), job.instance_id.map(|id| id.to_string()).unwrap_or_default()),
                     (LABEL_ACTOR.to_owned(), job.actor.name.clone()),
+                    (LABEL_PROCESS.to_owned(), self.pool.process_id().to_owned()),
                 ]),
                 script: job.actor.body.clone(),
                 inputs: inputs.clone(),
@@ -202,9 +207,15 @@ impl Executor {
                 limits: limits.clone(),
                 keep: job.debug,
                 log_tail_lines: self.pool.config().log_tail_lines as usize,
+                log_max_bytes: self.pool.config().log_max_bytes,
             };
             match self.attempt(&lease, &spec, job.started.as_ref(), cancel, report).await {
-                Ok(outcome) => return self.conclude(job, &spec, outcome, report).await,
+                Ok(mut outcome) => {
+                    let log = std::mem::take(&mut outcome.log);
+                    let verdict = self.conclude(job, &spec, outcome, report).await;
+                    self.save_log(job, report, &log).await;
+                    return verdict;
+                }
                 Err(AttemptError::Final(message)) => return Err(message),
                 Err(AttemptError::Node(err, container)) => {
                     tracing::warn!(node = %lease.node, actor = %job.actor.name, error = %err, "node failed; trying another");
@@ -237,13 +248,26 @@ impl Executor {
             let id = lease.client.create_container(spec).await.map_err(|e| classify(e, None))?;
             tracing::Span::current().record("container", id.as_str());
             report.container = Some(id.clone());
+            lease.started(&id);
             if let Some(notice) = started {
                 // The receiver only goes away with the instance's run, which no longer asks.
                 let _ = notice.to.send((notice.index, lease.node.clone(), id.clone()));
             }
             let timings = Timings { create: clock.elapsed(), ..Timings::default() };
             tracing::info!(name = %spec.name, image = %spec.image, "container created");
-            lease.client.run_container(&id, spec, cancel, timings).await.map_err(|e| classify(e, Some(id)))
+            tokio::select! {
+                outcome = lease.client.run_container(&id, spec, cancel, timings) => {
+                    outcome.map_err(|e| classify(e, Some(id.clone())))
+                }
+                _ = lease.lost.cancelled() => Err(AttemptError::Node(
+                    DockerError::Broken {
+                        node: lease.node.clone(),
+                        doing: "running the actor",
+                        message: "the node stopped answering".into(),
+                    },
+                    Some(id.clone()),
+                )),
+            }
         }
         .instrument(span)
         .await
@@ -279,6 +303,29 @@ impl Executor {
         }
         *present = true;
         Ok(())
+    }
+
+    /// Keeps what the actor printed, for `GET /StateMachineInstance/{id}/logs`. A log that
+    /// cannot be stored is logged, not fatal: the actor's verdict stands.
+    async fn save_log(&self, job: &ActorJob, report: &ActorReport, log: &ContainerLog) {
+        let (Some(instance_id), Some(node), Some(container)) = (job.instance_id, &report.node, &report.container)
+        else {
+            return;
+        };
+        let entry = NewActorLog {
+            instance_id,
+            actor: &job.actor.name,
+            tag: job.tag.as_deref(),
+            node,
+            container,
+            state: report.status.as_str(),
+            started_at: report.start_time,
+            ended_at: now_millis(),
+            log,
+        };
+        if let Err(err) = self.store.put_actor_log(&entry).await {
+            tracing::warn!(error = %err, "cannot store the actor's log");
+        }
     }
 
     /// The inputs as files whose bytes stream from the database chunk by chunk when uploaded.

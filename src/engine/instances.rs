@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -31,7 +32,10 @@ pub struct InstanceRunner {
 struct Shared {
     store: Store,
     executor: Executor,
-    service: String,
+    /// This process's identity: its claims carry it.
+    process: String,
+    /// Instances this process runs at once.
+    max_active: usize,
     limits: ScriptLimits,
     chunk_size: u64,
     script_slots: Semaphore,
@@ -60,10 +64,12 @@ impl From<StoreError> for Interrupted {
 }
 
 impl InstanceRunner {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Store,
         executor: Executor,
-        service: String,
+        process: String,
+        max_active: u64,
         scripts: &ScriptConfig,
         chunk_size: u64,
         callbacks: Arc<Notify>,
@@ -77,12 +83,20 @@ impl InstanceRunner {
             max_map_size: scripts.max_map_size as usize,
             wall_time: Duration::from_millis(scripts.wall_time_ms),
         };
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
+        // As for callbacks: only the URL asked for is contacted, no redirects, no proxy.
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("wharf/", env!("CARGO_PKG_VERSION")))
+            .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .unwrap_or_default();
         InstanceRunner {
             shared: Arc::new(Shared {
                 store,
                 executor,
-                service,
+                process,
+                max_active: usize::try_from(max_active).unwrap_or(usize::MAX).max(1),
                 limits,
                 chunk_size,
                 script_slots: Semaphore::new(scripts.max_concurrent_runs as usize),
@@ -151,33 +165,27 @@ impl InstanceRunner {
         Some(super::callbacks::callback_url(host, &self.shared.callback_path, instance.id))
     }
 
-    /// Takes queued instances and runs them until `cancel`; then this process's runs stop
-    /// and go back in the queue for the next start.
+    /// Takes queued instances, as many as this process may run at once, and runs them until
+    /// `cancel`; then this process's runs stop and go back in the queue. Every second it also
+    /// stops the runs that were re-run, cancelled or taken over through another process.
     pub async fn run(self, cancel: CancellationToken) {
-        match self.shared.store.recover_instances(&self.shared.service).await {
-            Ok(recovered) => {
-                for id in &recovered.requeued {
-                    tracing::info!(instance_id = %id, "continuing an instance interrupted by a stop");
-                }
-                for id in &recovered.exhausted {
-                    tracing::warn!(instance_id = %id, "instance failed: re-run times exhausted");
-                    self.enqueue_callback(*id).await;
-                }
-            }
-            Err(err) => tracing::error!(error = %err, "cannot recover interrupted instances"),
-        }
-        const BATCH: i64 = 200;
+        const BATCH: usize = 200;
         loop {
+            let active = self.active().len();
+            let room = self.shared.max_active.saturating_sub(active).min(BATCH);
             let mut full = false;
-            match self.shared.store.queued_instances(BATCH).await {
-                Ok(ids) => {
-                    full = ids.len() as i64 == BATCH;
-                    for id in ids {
-                        self.start(id, &cancel).await;
+            if room > 0 {
+                match self.shared.store.queued_instances(room as i64).await {
+                    Ok(ids) => {
+                        full = ids.len() == room && room == BATCH;
+                        for id in ids {
+                            self.start(id, &cancel).await;
+                        }
                     }
+                    Err(err) => tracing::warn!(error = %err, "cannot list queued instances"),
                 }
-                Err(err) => tracing::warn!(error = %err, "cannot list queued instances"),
             }
+            self.stop_superseded().await;
             if full && !cancel.is_cancelled() {
                 continue;
             }
@@ -194,8 +202,30 @@ impl InstanceRunner {
         }
     }
 
+    /// Stops this process's runs whose instance was re-run, cancelled or taken over, wherever
+    /// that was asked: their containers are killed.
+    async fn stop_superseded(&self) {
+        let runs: Vec<(Uuid, String)> = self.active().iter().map(|(id, (run, _))| (*id, run.clone())).collect();
+        if runs.is_empty() {
+            return;
+        }
+        match self.shared.store.superseded_runs(&runs).await {
+            Ok(superseded) => {
+                for id in superseded {
+                    tracing::info!(instance_id = %id, "run superseded elsewhere; stopping it");
+                    let mut active = self.active();
+                    if let Some((_, token)) = active.get(&id) {
+                        token.cancel();
+                    }
+                    active.remove(&id);
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot check that this process's runs are current"),
+        }
+    }
+
     async fn start(&self, id: Uuid, stopping: &CancellationToken) {
-        let run_id = match self.shared.store.claim_instance(id, &self.shared.service).await {
+        let run_id = match self.shared.store.claim_instance(id, &self.shared.process).await {
             Ok(Some(run_id)) => run_id,
             Ok(None) => return,
             Err(err) => {
@@ -253,7 +283,10 @@ impl InstanceRunner {
                 return Err(Interrupted::Stopped);
             }
             let history = store.events(id).await?;
+            // While the script is evaluated, a crash may be the script's doing.
+            store.set_replaying(id, run_id, true).await?;
             let outcome = self.replay(&script, &view, history.clone(), run_id).await?;
+            store.set_replaying(id, run_id, false).await?;
             match outcome {
                 Outcome::Finished(value) => {
                     return self.finish(id, run_id, Status::Succeeded, Some(&value), None).await;
@@ -264,7 +297,7 @@ impl InstanceRunner {
                     let Some(call) = events.into_iter().find(|e| e.position == position) else {
                         return Err(Interrupted::Stopped);
                     };
-                    let result = self.perform(&instance, machine_limits.as_ref(), &call, token).await?;
+                    let result = self.perform(&instance, run_id, machine_limits.as_ref(), &call, token).await?;
                     if !store.complete_event(id, run_id, position, &result).await? {
                         return Err(Interrupted::Stopped);
                     }
@@ -326,7 +359,7 @@ impl InstanceRunner {
     }
 
     /// Stores the end-of-run delivery to `Parameters.Host`, if there is one.
-    async fn enqueue_callback(&self, id: Uuid) {
+    pub async fn enqueue_callback(&self, id: Uuid) {
         let store = &self.shared.store;
         let Ok(instance) = store.get_instance(id).await else { return };
         let Some(url) = self.callback_url(&instance) else { return };
@@ -341,13 +374,14 @@ impl InstanceRunner {
     async fn perform(
         &self,
         instance: &Instance,
+        run_id: &str,
         machine_limits: Option<&Limitation>,
         call: &RecordedCall,
         token: &CancellationToken,
     ) -> Result<Value, Interrupted> {
         match call.kind.as_str() {
-            "run_actor" | "run_actors" => self.run_actors(instance, machine_limits, call, token).await,
-            "http_invoke" => Ok(self.http(&call.args, token).await?),
+            "run_actor" | "run_actors" => self.run_actors(instance, run_id, machine_limits, call, token).await,
+            "http_invoke" => self.http(&call.args, token).await,
             "sleep" => {
                 // Measured from when the script first asked, so a restart does not start it over.
                 let due = call.created_at + call.args["ms"].as_i64().unwrap_or_default();
@@ -364,6 +398,7 @@ impl InstanceRunner {
     async fn run_actors(
         &self,
         instance: &Instance,
+        run_id: &str,
         machine_limits: Option<&Limitation>,
         call: &RecordedCall,
         token: &CancellationToken,
@@ -371,6 +406,8 @@ impl InstanceRunner {
         let specs = call.args["actors"].as_array().cloned().unwrap_or_default();
         let debug = instance.parameters.get("Debug").is_some_and(|d| d == "true");
         let mut jobs = Vec::with_capacity(specs.len());
+        // Actors that ended before this process took the call over are not run again.
+        let ended = self.shared.store.ended_actors(instance.id, call.position).await?;
         // Containers as they are created, so that readers can tell running from waiting.
         let (started_tx, mut started_rx) = tokio::sync::mpsc::unbounded_channel::<(usize, String, String)>();
         let store = self.shared.store.clone();
@@ -383,6 +420,10 @@ impl InstanceRunner {
             }
         });
         for (index, spec) in specs.iter().enumerate() {
+            if let Some((_, record)) = ended.iter().find(|(i, _)| *i == index) {
+                jobs.push(Err(record.clone()));
+                continue;
+            }
             let name = spec["actor"].as_str().unwrap_or_default();
             let inputs: Vec<BlobRef> = serde_json::from_value(spec["inputs"].clone()).unwrap_or_default();
             let tag = spec["tag"].as_str().map(str::to_owned);
@@ -411,11 +452,11 @@ impl InstanceRunner {
                 started: Some(StartNotice { index, to: started_tx.clone() }),
             }));
         }
-        let runs = jobs.iter().map(|job| async move {
+        let runs = jobs.iter().enumerate().map(|(index, job)| async move {
             match job {
                 Ok(job) => {
                     let report = self.shared.executor.run(job, token).await;
-                    ActorRecord {
+                    let record = ActorRecord {
                         name: job.actor.name.clone(),
                         status: report.status.as_str().to_owned(),
                         exception: report.exception,
@@ -431,7 +472,13 @@ impl InstanceRunner {
                         stage: call.stage.clone(),
                         inputs: job.inputs.clone(),
                         outputs: report.outputs,
+                    };
+                    if record.status != "Cancelled"
+                        && let Err(err) = self.shared.store.actor_ended(instance.id, run_id, call.position, index, &record).await
+                    {
+                        tracing::warn!(error = %err, "cannot keep an ended actor's record; a takeover would run it again");
                     }
+                    record
                 }
                 Err(record) => record.clone(),
             }
@@ -446,7 +493,10 @@ impl InstanceRunner {
         Ok(json!({"actors": records}))
     }
 
-    async fn http(&self, args: &Value, token: &CancellationToken) -> Result<Value, StoreError> {
+    /// `http_invoke`: its answer (status and body, the body cut at `HTTP_BODY_LIMIT` bytes)
+    /// or why it failed. Interrupted by a stop, it is not recorded, so that it is performed
+    /// again when the instance continues.
+    async fn http(&self, args: &Value, token: &CancellationToken) -> Result<Value, Interrupted> {
         let method = reqwest::Method::from_bytes(args["method"].as_str().unwrap_or("GET").as_bytes())
             .unwrap_or(reqwest::Method::GET);
         let url = args["url"].as_str().unwrap_or_default();
@@ -454,20 +504,32 @@ impl InstanceRunner {
         if !args["body"].is_null() {
             request = request.json(&args["body"]);
         }
-        let sent = tokio::select! {
-            sent = request.send() => sent,
-            _ = token.cancelled() => return Ok(json!({"error": "cancelled"})),
-        };
-        Ok(match sent {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let body = response.text().await.unwrap_or_default();
-                json!({"status": status, "body": body})
+        let exchange = async {
+            let response = request.send().await?;
+            let status = response.status().as_u16();
+            let mut body = Vec::new();
+            let mut stream = response.bytes_stream();
+            let mut cut = false;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                let room = HTTP_BODY_LIMIT.saturating_sub(body.len());
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if chunk.len() > room {
+                    cut = true;
+                    break;
+                }
             }
-            Err(err) => json!({"error": err.to_string()}),
-        })
+            Ok::<_, reqwest::Error>(json!({"status": status, "body": String::from_utf8_lossy(&body), "truncated": cut}))
+        };
+        tokio::select! {
+            answer = exchange => Ok(answer.unwrap_or_else(|err| json!({"error": crate::errors::with_causes(&err)}))),
+            _ = token.cancelled() => Err(Interrupted::Stopped),
+        }
     }
 }
+
+/// The most of an `http_invoke` answer's body a script gets (1 MiB).
+const HTTP_BODY_LIMIT: usize = 1 << 20;
 
 fn missing_actor(name: &str, inputs: Vec<BlobRef>, tag: Option<String>, stage: Option<String>) -> ActorRecord {
     let now = crate::model::now_millis();

@@ -7,8 +7,12 @@ mod executor;
 pub mod hmac;
 mod instances;
 pub mod limits;
+pub mod membership;
 mod pool;
+pub mod workers;
 
 pub use executor::{ActorJob, ActorReport, ActorStatus, Executor};
 pub use instances::{InstanceRunner, summary};
+pub use membership::{Membership, run_heartbeats};
 pub use pool::{Health, Lease, NodePool, run_probes};
+pub use workers::Workers;

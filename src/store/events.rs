@@ -13,15 +13,19 @@ use crate::model::instance::{ActorInfo, ActorState, INITIAL_STAGE, Instance, Sta
 use crate::model::{now_millis, to_time};
 use crate::script::{ActorRecord, NewCall, RecordedCall};
 
-/// What recovery at start-up did.
-#[derive(Debug, Default, PartialEq)]
-pub struct Recovered {
-    pub requeued: Vec<Uuid>,
-    pub exhausted: Vec<Uuid>,
+/// Locks the instance row for a write of `run_id`'s run, in `tx`; false when that run is no
+/// longer the instance's (re-run, cancelled, taken over). A concurrent re-run or cancel, which
+/// changes the same row first, waits for this transaction, or this one for it.
+async fn fence(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: &str, run_id: &str) -> Result<bool, StoreError> {
+    let done =
+        sqlx::query("UPDATE instances SET fence = fence + 1 WHERE id = $1 AND run_id = $2 AND status = 'Running'")
+            .bind(id)
+            .bind(run_id)
+            .execute(&mut **tx)
+            .await
+            .map_err(StoreError::db("locking an instance for its run"))?;
+    Ok(done.rows_affected() == 1)
 }
-
-/// Re-runs after a crash before an instance is given up.
-pub const MAX_RE_RUNS: i64 = 3;
 
 impl Store {
     /// The script an instance runs, fixed when it was created.
@@ -91,16 +95,31 @@ impl Store {
     }
 
     /// Stores a call the script made for the first time, if `run_id` is still the
-    /// instance's run. A stage change also becomes the instance's stage.
+    /// instance's run and the call comes right after the recorded ones. A stage change also
+    /// becomes the instance's stage.
     pub async fn record_event(&self, id: Uuid, run_id: &str, call: &NewCall) -> Result<(), StoreError> {
         let now = now_millis();
+        let key = id.to_string();
         let mut tx = self.pool.begin().await.map_err(StoreError::db("recording a call"))?;
-        let done = sqlx::query(
+        if !fence(&mut tx, &key, run_id).await? {
+            return Err(StoreError::Conflict(format!("instance `{id}` is no longer run by this run")));
+        }
+        let next: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM instance_events WHERE instance_id = $1")
+            .bind(&key)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(StoreError::db("recording a call"))?;
+        if call.position != next {
+            return Err(StoreError::Conflict(format!(
+                "instance `{id}`: call #{} would not follow the {next} recorded ones",
+                call.position + 1
+            )));
+        }
+        sqlx::query(
             "INSERT INTO instance_events (instance_id, position, kind, args, result, stage, created_at, finished_at) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE EXISTS \
-             (SELECT 1 FROM instances WHERE id = $1 AND run_id = $9 AND status = 'Running')",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
-        .bind(id.to_string())
+        .bind(&key)
         .bind(call.position)
         .bind(call.kind)
         .bind(to_json(&call.args))
@@ -108,19 +127,15 @@ impl Store {
         .bind(call.stage.clone())
         .bind(now)
         .bind(call.result.as_ref().map(|_| now))
-        .bind(run_id)
         .execute(&mut *tx)
         .await
         .map_err(StoreError::db("recording a call"))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::Conflict(format!("instance `{id}` is no longer run by this run")));
-        }
         if call.kind == "set_stage"
             && let Some(stage) = call.args.get("stage").and_then(Value::as_str)
         {
             sqlx::query("UPDATE instances SET stage = $1 WHERE id = $2")
                 .bind(stage)
-                .bind(id.to_string())
+                .bind(&key)
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::db("updating an instance's stage"))?;
@@ -137,20 +152,66 @@ impl Store {
         position: i64,
         result: &Value,
     ) -> Result<bool, StoreError> {
+        let key = id.to_string();
+        let mut tx = self.pool.begin().await.map_err(StoreError::db("recording a call's result"))?;
+        if !fence(&mut tx, &key, run_id).await? {
+            return Ok(false);
+        }
         let done = sqlx::query(
             "UPDATE instance_events SET result = $1, finished_at = $2 \
-             WHERE instance_id = $3 AND position = $4 AND result IS NULL AND EXISTS \
-             (SELECT 1 FROM instances WHERE id = $3 AND run_id = $5 AND status = 'Running')",
+             WHERE instance_id = $3 AND position = $4 AND result IS NULL",
         )
         .bind(to_json(result))
         .bind(now_millis())
-        .bind(id.to_string())
+        .bind(&key)
         .bind(position)
-        .bind(run_id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(StoreError::db("recording a call's result"))?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        tx.commit().await.map_err(StoreError::db("recording a call's result"))?;
+        Ok(true)
+    }
+
+    /// Marks whether `run_id`'s run is evaluating the script: a crash then may be the
+    /// script's doing, and counts against its re-runs.
+    pub async fn set_replaying(&self, id: Uuid, run_id: &str, replaying: bool) -> Result<(), StoreError> {
+        sqlx::query("UPDATE instances SET replaying = $1 WHERE id = $2 AND run_id = $3")
+            .bind(i64::from(replaying))
+            .bind(id.to_string())
+            .bind(run_id)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::db("marking an instance's evaluation"))?;
+        Ok(())
+    }
+
+    /// Of `ids` (runs of this process, by instance → run id), those whose run is no longer
+    /// current: re-run, cancelled or taken over by another process.
+    pub async fn superseded_runs(&self, runs: &[(Uuid, String)]) -> Result<Vec<Uuid>, StoreError> {
+        let mut superseded = Vec::new();
+        for chunk in runs.chunks(200) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!("SELECT id, run_id, status FROM instances WHERE id IN ({})", placeholders.join(", "));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (id, _) in chunk {
+                query = query.bind(id.to_string());
+            }
+            let rows = query.fetch_all(&self.pool).await.map_err(StoreError::db("checking runs are current"))?;
+            for (id, run_id) in chunk {
+                let current = rows.iter().any(|row| {
+                    row.try_get::<String, _>("id").ok().as_deref() == Some(&id.to_string())
+                        && row.try_get::<Option<String>, _>("run_id").ok().flatten().as_deref() == Some(run_id)
+                        && row.try_get::<String, _>("status").ok().as_deref() == Some("Running")
+                });
+                if !current {
+                    superseded.push(*id);
+                }
+            }
+        }
+        Ok(superseded)
     }
 
     /// Ends a run with its outcome, and stores the delivery of its end to `callback` (a URL
@@ -166,7 +227,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(StoreError::db("finishing an instance"))?;
         let done = sqlx::query(
-            "UPDATE instances SET status = $1, result = $2, exception = $3, end_time = $4 \
+            "UPDATE instances SET status = $1, result = $2, exception = $3, end_time = $4, replaying = 0 \
              WHERE id = $5 AND run_id = $6 AND status = 'Running'",
         )
         .bind(status.as_str())
@@ -191,7 +252,7 @@ impl Store {
     /// Puts a run back in the queue without counting a re-run (a clean shutdown).
     pub async fn requeue_instance(&self, id: Uuid, run_id: &str) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE instances SET status = 'Queued', run_id = NULL, execution_key = $1 \
+            "UPDATE instances SET status = 'Queued', run_id = NULL, execution_key = $1, replaying = 0 \
              WHERE id = $2 AND run_id = $3 AND status = 'Running'",
         )
         .bind(Uuid::new_v4().to_string())
@@ -214,87 +275,52 @@ impl Store {
         parameters: Option<&BTreeMap<String, Option<String>>>,
     ) -> Result<String, StoreError> {
         let mut instance = self.get_instance(id).await?;
-        let start = if stage == INITIAL_STAGE {
-            0
-        } else {
-            self.events(id)
-                .await?
-                .iter()
-                .find(|e| e.kind == "set_stage" && e.args.get("stage").and_then(Value::as_str) == Some(stage))
-                .map(|e| e.position)
-                .ok_or_else(|| StoreError::Conflict(format!("instance `{id}` never reached stage `{stage}`")))?
-        };
         for (key, value) in parameters.into_iter().flatten() {
             match value {
                 Some(value) => instance.parameters.insert(key.clone(), value.clone()),
                 None => instance.parameters.remove(key),
             };
         }
+        let key = id.to_string();
         let execution_key = Uuid::new_v4().to_string();
         let mut tx = self.pool.begin().await.map_err(StoreError::db("re-running an instance"))?;
+        // The row changes first: the old run's writes, fenced on it, stop here, and this
+        // transaction waits for one already under way.
+        sqlx::query(
+            "UPDATE instances SET status = 'Queued', run_id = NULL, execution_key = $1, stage = $2, parameters = $3, \
+             result = NULL, exception = NULL, end_time = NULL, replaying = 0 WHERE id = $4",
+        )
+        .bind(&execution_key)
+        .bind(stage)
+        .bind(to_json(&instance.parameters))
+        .bind(&key)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::db("re-running an instance"))?;
+        let start = if stage == INITIAL_STAGE {
+            0
+        } else {
+            let found: Option<i64> = sqlx::query_scalar(
+                "SELECT MIN(position) FROM instance_events WHERE instance_id = $1 AND kind = 'set_stage' AND args = $2",
+            )
+            .bind(&key)
+            .bind(to_json(&serde_json::json!({"stage": stage})))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(StoreError::db("finding where a stage began"))?;
+            // Dropping the transaction undoes the change of the row: nothing is written.
+            found.ok_or_else(|| StoreError::Conflict(format!("instance `{id}` never reached stage `{stage}`")))?
+        };
         for table in ["instance_events", "actor_starts"] {
             sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE instance_id = $1 AND position >= $2")))
-                .bind(id.to_string())
+                .bind(&key)
                 .bind(start)
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::db("discarding an instance's history"))?;
         }
-        sqlx::query(
-            "UPDATE instances SET status = 'Queued', run_id = NULL, execution_key = $1, stage = $2, parameters = $3, \
-             result = NULL, exception = NULL, end_time = NULL WHERE id = $4",
-        )
-        .bind(&execution_key)
-        .bind(stage)
-        .bind(to_json(&instance.parameters))
-        .bind(id.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::db("re-running an instance"))?;
         tx.commit().await.map_err(StoreError::db("re-running an instance"))?;
         Ok(execution_key)
-    }
-
-    /// At start-up: instances this service was running when it died go back to the queue,
-    /// or fail once they have been re-run `MAX_RE_RUNS` times.
-    pub async fn recover_instances(&self, service: &str) -> Result<Recovered, StoreError> {
-        let rows = sqlx::query("SELECT id, re_run_times FROM instances WHERE status = 'Running' AND run_by = $1")
-            .bind(service)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::db("finding interrupted instances"))?;
-        let mut recovered = Recovered::default();
-        for row in rows {
-            let get = |e| StoreError::Database { doing: "finding interrupted instances", source: e };
-            let id: String = row.try_get("id").map_err(get)?;
-            let times: i64 = row.try_get("re_run_times").map_err(get)?;
-            let uuid = super::parse_uuid("instance id", &id)?;
-            if times >= MAX_RE_RUNS {
-                sqlx::query(
-                    "UPDATE instances SET status = 'Failed', run_id = NULL, exception = $1, end_time = $2 WHERE id = $3",
-                )
-                .bind(format!("re-run times exhausted: interrupted {} times", times + 1))
-                .bind(now_millis())
-                .bind(&id)
-                .execute(&self.pool)
-                .await
-                .map_err(StoreError::db("failing an interrupted instance"))?;
-                recovered.exhausted.push(uuid);
-            } else {
-                sqlx::query(
-                    "UPDATE instances SET status = 'Queued', run_id = NULL, execution_key = $1, re_run_times = $2 \
-                     WHERE id = $3",
-                )
-                .bind(Uuid::new_v4().to_string())
-                .bind(times + 1)
-                .bind(&id)
-                .execute(&self.pool)
-                .await
-                .map_err(StoreError::db("requeueing an interrupted instance"))?;
-                recovered.requeued.push(uuid);
-            }
-        }
-        Ok(recovered)
     }
 
     /// Notes that actor `index` of the call at `position` has its container on `node`.
@@ -341,7 +367,12 @@ impl Store {
                 continue;
             }
             let starts = self.actor_starts(id, event.position).await?;
+            let ended = self.ended_actors(id, event.position).await?;
             for (index, spec) in event.args["actors"].as_array().into_iter().flatten().enumerate() {
+                if let Some((_, record)) = ended.iter().find(|(i, _)| *i == index) {
+                    actors.push(actor_info(record.clone()));
+                    continue;
+                }
                 let started = starts.iter().find(|s| s.0 == index as i64);
                 let state = match started {
                     _ if instance.status.is_finished() => ActorState::Cancelled,
@@ -364,6 +395,59 @@ impl Store {
             }
         }
         Ok(actors)
+    }
+
+    /// Keeps the record of actor `index` of the pending call at `position` as soon as it ended,
+    /// so that a run that continues the call after a crash does not run it again.
+    pub async fn actor_ended(
+        &self,
+        id: Uuid,
+        run_id: &str,
+        position: i64,
+        index: usize,
+        record: &ActorRecord,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::db("recording an ended actor"))?;
+        // A superseded run must not leave a record for the call its successor makes anew.
+        if !fence(&mut tx, &id.to_string(), run_id).await? {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO actor_starts (instance_id, position, idx, node, container, started_at, record) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (instance_id, position, idx) DO UPDATE SET record = $7",
+        )
+        .bind(id.to_string())
+        .bind(position)
+        .bind(index as i64)
+        .bind(record.node.clone().unwrap_or_default())
+        .bind(record.container.clone().unwrap_or_default())
+        .bind(record.start_time)
+        .bind(to_json(record))
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::db("recording an ended actor"))?;
+        tx.commit().await.map_err(StoreError::db("recording an ended actor"))?;
+        Ok(true)
+    }
+
+    /// The records of the actors of the pending call at `position` that have already ended.
+    pub async fn ended_actors(&self, id: Uuid, position: i64) -> Result<Vec<(usize, ActorRecord)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT idx, record FROM actor_starts WHERE instance_id = $1 AND position = $2 AND record IS NOT NULL",
+        )
+        .bind(id.to_string())
+        .bind(position)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::db("reading ended actors"))?;
+        rows.iter()
+            .map(|row| {
+                let get = |e| StoreError::Database { doing: "reading ended actors", source: e };
+                let index: i64 = row.try_get("idx").map_err(get)?;
+                let record: String = row.try_get("record").map_err(get)?;
+                Ok((usize::try_from(index).unwrap_or(usize::MAX), super::from_json("actor record", &record)?))
+            })
+            .collect()
     }
 
     /// (index, node, container) of the actors of a pending call that have a container.

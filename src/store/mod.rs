@@ -7,16 +7,20 @@ mod blobs;
 mod callbacks;
 mod events;
 mod instances;
+mod logs;
 mod migrate;
 mod nodes;
+mod processes;
+mod slots;
 mod state_machines;
 
 pub use actors::ActorFields;
 pub use blobs::{BlobUpload, ContentSource, sha256_hex};
 pub use callbacks::{Callback, CallbackView};
-pub use events::{MAX_RE_RUNS, Recovered};
 pub use instances::{InstanceFilter, NewInstance};
+pub use logs::{LogFilter, NewActorLog};
 pub use nodes::NodePatch;
+pub use processes::{MAX_SUSPECT_RUNS, Recovered};
 pub use state_machines::StateMachineFields;
 
 use std::str::FromStr;

@@ -129,6 +129,7 @@ impl Worker {
             config,
             wake.clone(),
             wharf::metrics::Metrics::new(),
+            wharf::engine::Workers::default(),
             cancel.clone(),
         ));
         Worker { store, wake, cancel, task }

@@ -33,6 +33,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("patch", "/api/v1/StateMachineInstance/{id}"),
     ("delete", "/api/v1/StateMachineInstance/{id}"),
     ("get", "/api/v1/StateMachineInstance/{id}/graph"),
+    ("get", "/api/v1/StateMachineInstance/{id}/logs"),
     ("get", "/healthz"),
     ("get", "/metrics"),
 ];

@@ -16,4 +16,5 @@ mod metrics;
 mod mtls;
 mod newtonsoft;
 mod nodes;
+mod replicas;
 mod state_machines;

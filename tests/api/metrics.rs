@@ -146,6 +146,11 @@ async fn metrics_show_instances_nodes_callbacks_and_requests(db: Db) {
     expect(&text, "wharf_actors_queued", 0.0);
     expect(&text, "wharf_node_drained{node=\"local\"}", 0.0);
     assert!(text.contains(&format!("wharf_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"))), "{text}");
+    // Every background worker runs, and none keeps failing.
+    for worker in ["instances", "callbacks", "probes", "heartbeat"] {
+        expect(&text, &format!("wharf_worker_up{{worker=\"{worker}\"}}"), 1.0);
+        expect(&text, &format!("wharf_worker_consecutive_errors{{worker=\"{worker}\"}}"), 0.0);
+    }
 
     // Requests by route template, never by raw path.
     expect(&text, "wharf_http_requests_total{method=\"PUT\",route=\"/api/v1/StateMachine\",status=\"200\"}", 3.0);
@@ -206,7 +211,9 @@ async fn executor_times_every_actor_it_ends() {
     let db = TestDb::new(Db::Sqlite).await;
     let store = Store::open(&db.url, 2).await.expect("open store");
     // No nodes: the actor waits in the queue until it is cancelled.
-    let pool = NodePool::load(store.clone(), ExecutorConfig::default()).await.expect("pool");
+    let config = ExecutorConfig::default();
+    let membership = wharf::engine::Membership::new(&config, "test");
+    let pool = NodePool::load(store.clone(), config, membership).await.expect("pool");
     let metrics = Metrics::new();
     let executor = Executor::new(store.clone(), pool, LimitsConfig::default(), 1 << 20, metrics.clone());
     let now = chrono::Utc::now();

@@ -65,10 +65,12 @@ impl Rig {
             unhealthy_after: 2,
             max_attempts: 3,
             log_tail_lines: 20,
+            ..ExecutorConfig::default()
         };
-        let pool = NodePool::load(store.clone(), config).await.expect("load pool");
+        let membership = wharf::engine::Membership::new(&config, "test");
+        let pool = NodePool::load(store.clone(), config, membership).await.expect("load pool");
         let probes = CancellationToken::new();
-        tokio::spawn(run_probes(pool.clone(), probes.clone()));
+        tokio::spawn(run_probes(pool.clone(), wharf::engine::Workers::default(), probes.clone()));
         let executor = Executor::new(
             store.clone(),
             pool.clone(),
