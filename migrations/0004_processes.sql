@@ -35,6 +35,10 @@ CREATE TABLE actor_waits (
 );
 CREATE INDEX actor_waits_order ON actor_waits (priority, seq);
 
+-- An actor of a pending call that has ended keeps its record here at once, so that a run
+-- taken over after a crash does not run it again (the call's result comes when all have ended).
+ALTER TABLE actor_starts ADD COLUMN record TEXT;
+
 ALTER TABLE instances ADD COLUMN replaying BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE instances ADD COLUMN suspect_runs BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE instances ADD COLUMN fence BIGINT NOT NULL DEFAULT 0;

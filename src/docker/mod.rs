@@ -5,6 +5,7 @@
 mod archive;
 pub(crate) mod container;
 mod image;
+mod logs;
 mod outputs;
 
 pub use container::{ContainerOutcome, ContainerSpec, ContentStream, InputContent, InputFile, Limits, Timings};
@@ -36,7 +37,11 @@ pub enum DockerError {
     Timeout { node: String, doing: &'static str, secs: u64 },
     #[error("node {node}: {doing}: {message}")]
     Broken { node: String, doing: &'static str, message: String },
-    #[error("image {image} is on no reachable node, so it cannot be loaded onto {node}")]
+    #[error(
+        "image {image} is on no reachable node, so it cannot be loaded onto node {node}; provide it on any node's \
+         engine (for wharf/actor:latest: `bash images/build.sh`; for wharf/full:latest: `bash images/build-full.sh`), \
+         or give the node or actor an image it has (`PATCH /api/v1/DockerNode/{node}` with `image`)"
+    )]
     ImageUnavailable { node: String, image: String },
 }
 
@@ -151,7 +156,8 @@ impl DockerClient {
         Ok(list.into_iter().filter_map(|c| c.id).collect())
     }
 
-    /// Force-removes a container and its anonymous volumes; a missing one is not an error.
+    /// Force-removes a container and its anonymous volumes; a missing one, or one already being
+    /// removed, is not an error.
     pub async fn remove_container(&self, id: &str) -> Result<(), DockerError> {
         let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
         match self.call("removing a container", self.docker.remove_container(id, Some(options))).await {
@@ -159,6 +165,10 @@ impl DockerClient {
                 source: bollard::errors::Error::DockerResponseServerError { status_code: 404, .. },
                 ..
             }) => Ok(()),
+            Err(DockerError::Engine {
+                source: bollard::errors::Error::DockerResponseServerError { status_code: 409, message },
+                ..
+            }) if message.contains("already in progress") => Ok(()),
             other => other,
         }
     }

@@ -299,7 +299,7 @@ impl InstanceRunner {
                     let Some(call) = events.into_iter().find(|e| e.position == position) else {
                         return Err(Interrupted::Stopped);
                     };
-                    let result = self.perform(&instance, machine_limits.as_ref(), &call, token).await?;
+                    let result = self.perform(&instance, run_id, machine_limits.as_ref(), &call, token).await?;
                     if !store.complete_event(id, run_id, position, &result).await? {
                         return Err(Interrupted::Stopped);
                     }
@@ -376,12 +376,13 @@ impl InstanceRunner {
     async fn perform(
         &self,
         instance: &Instance,
+        run_id: &str,
         machine_limits: Option<&Limitation>,
         call: &RecordedCall,
         token: &CancellationToken,
     ) -> Result<Value, Interrupted> {
         match call.kind.as_str() {
-            "run_actor" | "run_actors" => self.run_actors(instance, machine_limits, call, token).await,
+            "run_actor" | "run_actors" => self.run_actors(instance, run_id, machine_limits, call, token).await,
             "http_invoke" => self.http(&call.args, token).await,
             "sleep" => {
                 // Measured from when the script first asked, so a restart does not start it over.
@@ -399,6 +400,7 @@ impl InstanceRunner {
     async fn run_actors(
         &self,
         instance: &Instance,
+        run_id: &str,
         machine_limits: Option<&Limitation>,
         call: &RecordedCall,
         token: &CancellationToken,
@@ -406,6 +408,8 @@ impl InstanceRunner {
         let specs = call.args["actors"].as_array().cloned().unwrap_or_default();
         let debug = instance.parameters.get("Debug").is_some_and(|d| d == "true");
         let mut jobs = Vec::with_capacity(specs.len());
+        // Actors that ended before this process took the call over are not run again.
+        let ended = self.shared.store.ended_actors(instance.id, call.position).await?;
         // Containers as they are created, so that readers can tell running from waiting.
         let (started_tx, mut started_rx) = tokio::sync::mpsc::unbounded_channel::<(usize, String, String)>();
         let store = self.shared.store.clone();
@@ -418,6 +422,10 @@ impl InstanceRunner {
             }
         });
         for (index, spec) in specs.iter().enumerate() {
+            if let Some((_, record)) = ended.iter().find(|(i, _)| *i == index) {
+                jobs.push(Err(record.clone()));
+                continue;
+            }
             let name = spec["actor"].as_str().unwrap_or_default();
             let inputs: Vec<BlobRef> = serde_json::from_value(spec["inputs"].clone()).unwrap_or_default();
             let tag = spec["tag"].as_str().map(str::to_owned);
@@ -446,11 +454,11 @@ impl InstanceRunner {
                 started: Some(StartNotice { index, to: started_tx.clone() }),
             }));
         }
-        let runs = jobs.iter().map(|job| async move {
+        let runs = jobs.iter().enumerate().map(|(index, job)| async move {
             match job {
                 Ok(job) => {
                     let report = self.shared.executor.run(job, token).await;
-                    ActorRecord {
+                    let record = ActorRecord {
                         name: job.actor.name.clone(),
                         status: report.status.as_str().to_owned(),
                         exception: report.exception,
@@ -466,7 +474,13 @@ impl InstanceRunner {
                         stage: call.stage.clone(),
                         inputs: job.inputs.clone(),
                         outputs: report.outputs,
+                    };
+                    if record.status != "Cancelled"
+                        && let Err(err) = self.shared.store.actor_ended(instance.id, run_id, call.position, index, &record).await
+                    {
+                        tracing::warn!(error = %err, "cannot keep an ended actor's record; a takeover would run it again");
                     }
+                    record
                 }
                 Err(record) => record.clone(),
             }

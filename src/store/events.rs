@@ -367,7 +367,12 @@ impl Store {
                 continue;
             }
             let starts = self.actor_starts(id, event.position).await?;
+            let ended = self.ended_actors(id, event.position).await?;
             for (index, spec) in event.args["actors"].as_array().into_iter().flatten().enumerate() {
+                if let Some((_, record)) = ended.iter().find(|(i, _)| *i == index) {
+                    actors.push(actor_info(record.clone()));
+                    continue;
+                }
                 let started = starts.iter().find(|s| s.0 == index as i64);
                 let state = match started {
                     _ if instance.status.is_finished() => ActorState::Cancelled,
@@ -390,6 +395,59 @@ impl Store {
             }
         }
         Ok(actors)
+    }
+
+    /// Keeps the record of actor `index` of the pending call at `position` as soon as it ended,
+    /// so that a run that continues the call after a crash does not run it again.
+    pub async fn actor_ended(
+        &self,
+        id: Uuid,
+        run_id: &str,
+        position: i64,
+        index: usize,
+        record: &ActorRecord,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::db("recording an ended actor"))?;
+        // A superseded run must not leave a record for the call its successor makes anew.
+        if !fence(&mut tx, &id.to_string(), run_id).await? {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO actor_starts (instance_id, position, idx, node, container, started_at, record) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (instance_id, position, idx) DO UPDATE SET record = $7",
+        )
+        .bind(id.to_string())
+        .bind(position)
+        .bind(index as i64)
+        .bind(record.node.clone().unwrap_or_default())
+        .bind(record.container.clone().unwrap_or_default())
+        .bind(record.start_time)
+        .bind(to_json(record))
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::db("recording an ended actor"))?;
+        tx.commit().await.map_err(StoreError::db("recording an ended actor"))?;
+        Ok(true)
+    }
+
+    /// The records of the actors of the pending call at `position` that have already ended.
+    pub async fn ended_actors(&self, id: Uuid, position: i64) -> Result<Vec<(usize, ActorRecord)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT idx, record FROM actor_starts WHERE instance_id = $1 AND position = $2 AND record IS NOT NULL",
+        )
+        .bind(id.to_string())
+        .bind(position)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::db("reading ended actors"))?;
+        rows.iter()
+            .map(|row| {
+                let get = |e| StoreError::Database { doing: "reading ended actors", source: e };
+                let index: i64 = row.try_get("idx").map_err(get)?;
+                let record: String = row.try_get("record").map_err(get)?;
+                Ok((usize::try_from(index).unwrap_or(usize::MAX), super::from_json("actor record", &record)?))
+            })
+            .collect()
     }
 
     /// (index, node, container) of the actors of a pending call that have a container.
