@@ -145,9 +145,7 @@ async fn list_instances(
     let page = Paging { page: query.page, page_size: query.page_size }.page()?;
     let (mut items, total) = state.store.list_instances(&filter, page).await?;
     // A listing shows what a GET shows.
-    for instance in &mut items {
-        instance.started_actors = state.store.started_actors(instance).await?;
-    }
+    state.store.fill_started_actors(&mut items).await?;
     Ok(Listed { items, total })
 }
 

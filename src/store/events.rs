@@ -9,8 +9,8 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use super::{Store, StoreError, to_json};
-use crate::model::instance::{ActorInfo, ActorState, INITIAL_STAGE, Instance, Status};
-use crate::model::{now_millis, to_time};
+use crate::model::instance::{INITIAL_STAGE, Status};
+use crate::model::now_millis;
 use crate::script::{ActorRecord, NewCall, RecordedCall};
 
 /// Locks the instance row for a write of `run_id`'s run, in `tx`; false when that run is no
@@ -349,54 +349,6 @@ impl Store {
         Ok(())
     }
 
-    /// The actors `instance` asked for, in JoyOI's shape: ended ones from their records; of a
-    /// call still pending, those with a container as Running and the others as Queued for a
-    /// node, or as Cancelled when the instance ended without them. Every one carries the time
-    /// it was asked for as its start.
-    pub async fn started_actors(&self, instance: &Instance) -> Result<Vec<ActorInfo>, StoreError> {
-        let id = instance.id;
-        let mut actors = Vec::new();
-        for event in self.events(id).await? {
-            if event.kind != "run_actor" && event.kind != "run_actors" {
-                continue;
-            }
-            if let Some(result) = &event.result {
-                let records: Vec<ActorRecord> = serde_json::from_value(result["actors"].clone())
-                    .map_err(|e| StoreError::Corrupt { what: "actor record", detail: e.to_string() })?;
-                actors.extend(records.into_iter().map(actor_info));
-                continue;
-            }
-            let starts = self.actor_starts(id, event.position).await?;
-            let ended = self.ended_actors(id, event.position).await?;
-            for (index, spec) in event.args["actors"].as_array().into_iter().flatten().enumerate() {
-                if let Some((_, record)) = ended.iter().find(|(i, _)| *i == index) {
-                    actors.push(actor_info(record.clone()));
-                    continue;
-                }
-                let started = starts.iter().find(|s| s.0 == index as i64);
-                let state = match started {
-                    _ if instance.status.is_finished() => ActorState::Cancelled,
-                    Some(_) => ActorState::Running,
-                    None => ActorState::Queued,
-                };
-                actors.push(ActorInfo {
-                    name: spec["actor"].as_str().unwrap_or_default().to_owned(),
-                    start_time: to_time(event.created_at),
-                    end_time: if state == ActorState::Cancelled { instance.end_time } else { None },
-                    inputs: serde_json::from_value(spec["inputs"].clone()).unwrap_or_default(),
-                    outputs: Vec::new(),
-                    exceptions: Vec::new(),
-                    status: state,
-                    stage: event.stage.clone(),
-                    tag: spec["tag"].as_str().map(str::to_owned),
-                    used_node: started.map(|s| s.1.clone()),
-                    used_container: started.map(|s| s.2.clone()),
-                });
-            }
-        }
-        Ok(actors)
-    }
-
     /// Keeps the record of actor `index` of the pending call at `position` as soon as it ended,
     /// so that a run that continues the call after a crash does not run it again.
     pub async fn actor_ended(
@@ -448,42 +400,5 @@ impl Store {
                 Ok((usize::try_from(index).unwrap_or(usize::MAX), super::from_json("actor record", &record)?))
             })
             .collect()
-    }
-
-    /// (index, node, container) of the actors of a pending call that have a container.
-    async fn actor_starts(&self, id: Uuid, position: i64) -> Result<Vec<(i64, String, String)>, StoreError> {
-        let rows =
-            sqlx::query("SELECT idx, node, container FROM actor_starts WHERE instance_id = $1 AND position = $2")
-                .bind(id.to_string())
-                .bind(position)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(StoreError::db("reading which actors have a container"))?;
-        rows.iter()
-            .map(|row| {
-                let get = |e| StoreError::Database { doing: "reading which actors have a container", source: e };
-                Ok((
-                    row.try_get("idx").map_err(get)?,
-                    row.try_get("node").map_err(get)?,
-                    row.try_get("container").map_err(get)?,
-                ))
-            })
-            .collect()
-    }
-}
-
-fn actor_info(record: ActorRecord) -> ActorInfo {
-    ActorInfo {
-        name: record.name,
-        start_time: to_time(record.start_time),
-        end_time: Some(to_time(record.end_time)),
-        inputs: record.inputs,
-        outputs: record.outputs,
-        exceptions: record.exception.into_iter().collect(),
-        status: ActorState::parse(&record.status),
-        stage: record.stage,
-        tag: record.tag,
-        used_node: record.node,
-        used_container: record.container,
     }
 }

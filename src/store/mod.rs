@@ -14,6 +14,7 @@ mod migrate;
 mod nodes;
 mod processes;
 mod slots;
+mod started_actors;
 mod state_machines;
 
 pub use actors::ActorFields;
