@@ -29,7 +29,13 @@ pub struct Loaded {
 fn files(dir: &Path, extension: &str) -> Result<Vec<(String, PathBuf)>, DefinitionError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::warn!(
+                folder = %dir.display(),
+                "definitions folder not found: nothing loaded from it (set server.definitions, or start from the repository's folder)"
+            );
+            return Ok(Vec::new());
+        }
         Err(source) => return Err(DefinitionError::Read { path: dir.to_owned(), source }),
     };
     let mut found = Vec::new();
