@@ -19,6 +19,7 @@ type Error = Box<dyn std::error::Error>;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    wharf::install_crypto_provider();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mib: u64 = args.first().map_or(Ok(1024), |a| a.parse())?;
     let instances: i64 = args.get(1).map_or(Ok(100_000), |a| a.parse())?;
