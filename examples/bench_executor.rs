@@ -21,7 +21,7 @@ use wharf::config::{ExecutorConfig, LimitsConfig};
 use wharf::engine::{ActorJob, ActorStatus, Executor, NodePool, run_probes};
 use wharf::model::actor::Actor;
 use wharf::model::node::NodeRecord;
-use wharf::store::{BlobUpload, ContentSource, Store};
+use wharf::store::{BlobUpload, Store};
 
 const IMAGE: &str = "wharf/actor:latest";
 const SCRIPT: &str = "cat in.txt > out.txt";
@@ -183,7 +183,7 @@ async fn through_wharf(actors: usize, concurrency: usize) -> anyhow::Result<(Dur
     }
     let executor = Executor::new(store.clone(), pool, LimitsConfig::default(), 3 << 20, wharf::metrics::Metrics::new());
     let upload = BlobUpload { name: "in.txt".into(), remark: String::new(), time_stamp: 0 };
-    let input = store.put_blob(&upload, ContentSource::Bytes(b"hello\n"), 3 << 20).await?;
+    let input = store.put_blob(&upload, b"hello\n", 3 << 20).await?;
     let now = chrono::Utc::now();
     let actor = Actor {
         id: uuid::Uuid::new_v4(),

@@ -96,6 +96,11 @@ pub struct BlobConfig {
     pub chunk_size: u64,
     /// Largest blob accepted, in bytes; larger uploads get 413.
     pub max_size: u64,
+    /// Largest blob the base64 JSON routes (`PUT /Blob`, `GET /Blob/{id}`) take or give, in
+    /// bytes; larger ones get 413 pointing to the raw routes, which stream.
+    pub max_inline_size: u64,
+    /// Transfers of more than one chunk (raw or base64, up or down) running at once; more wait.
+    pub max_concurrent_transfers: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -133,6 +138,10 @@ pub struct ExecutorConfig {
     pub max_attempts: u32,
     /// Lines of the container's log kept when an actor fails.
     pub log_tail_lines: u32,
+    /// Most output files one actor may give (declared plus listed in `return.json`).
+    pub max_outputs: u32,
+    /// Most bytes all of one actor's outputs may hold together.
+    pub max_outputs_size: u64,
 }
 
 /// The service's default container limits; a state machine's or instance's override them.
@@ -275,7 +284,7 @@ impl Default for DatabaseConfig {
 
 impl Default for BlobConfig {
     fn default() -> Self {
-        Self { chunk_size: 3 << 20, max_size: 1 << 30 }
+        Self { chunk_size: 3 << 20, max_size: 1 << 30, max_inline_size: 16 << 20, max_concurrent_transfers: 8 }
     }
 }
 
@@ -298,6 +307,8 @@ impl Default for ExecutorConfig {
             unhealthy_after: 3,
             max_attempts: 3,
             log_tail_lines: 20,
+            max_outputs: 1000,
+            max_outputs_size: 256 << 20,
         }
     }
 }
@@ -393,6 +404,9 @@ impl Config {
         }
         if self.blobs.max_size == 0 {
             return Err(invalid("blobs.max_size", "must be at least 1 byte".into()));
+        }
+        if self.blobs.max_concurrent_transfers == 0 {
+            return Err(invalid("blobs.max_concurrent_transfers", "must be at least 1".into()));
         }
         crate::model::validate_name(&self.executor.service_name).map_err(|m| invalid("executor.service_name", m))?;
         if !self.executor.process_id.is_empty() {

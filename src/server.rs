@@ -141,7 +141,9 @@ pub async fn run(
         ),
     );
     let client_certificates = config.server.tls.requires_client_certificate();
+    let transfers = Arc::new(tokio::sync::Semaphore::new(config.blobs.max_concurrent_transfers as usize));
     let state = AppState {
+        transfers,
         store: store.clone(),
         pool,
         runner,

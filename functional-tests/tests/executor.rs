@@ -146,3 +146,68 @@ async fn debug_keeps_the_container_and_leftovers_are_swept_at_start() {
     reborn.finish(&[&engine]).await;
     rig.finish(&[&engine]).await;
 }
+
+/// Outputs come out of one archive read and stream into blobs; the caps on their number and
+/// total size give a verdict; a cancel while they are collected ends the actor at once.
+#[tokio::test]
+async fn outputs_are_collected_in_one_read_capped_and_cancellable() {
+    let Some(engine) = Engine::primary_or_skip().await else { return };
+    let _serial = SERIAL.lock().await;
+    let rig = Rig::start(&[primary_node(&engine, 4)]).await;
+
+    // 400 outputs listed in return.json (the rig allows 500).
+    let many = "for i in $(seq 1 400); do echo \"file $i\" > out_$i.txt; done\n\
+                printf '{\"Outputs\": [' > return.json; for i in $(seq 1 399); do printf '\"out_%s.txt\",' $i >> return.json; done\n\
+                printf '\"out_400.txt\"]}' >> return.json\n";
+    let clock = std::time::Instant::now();
+    let report = rig.run(&job(actor("many", many, &[]), vec![], None)).await;
+    assert_eq!(report.status, ActorStatus::Succeeded, "{report:?}");
+    assert_eq!(report.outputs.len(), 400);
+    assert_eq!(report.outputs[399].name, "out_400.txt", "outputs keep the order return.json gives");
+    assert_eq!(rig.output(&report, "out_123.txt").await, b"file 123\n");
+    assert!(clock.elapsed() < std::time::Duration::from_secs(30), "400 outputs took {:?}", clock.elapsed());
+
+    // Over the count cap: a verdict naming the setting, without reading a file.
+    let too_many = "printf '{\"Outputs\": [' > return.json; for i in $(seq 1 600); do printf '\"o%s\",' $i >> return.json; done\n\
+                    printf '\"last\"]}' >> return.json\n";
+    let report = rig.run(&job(actor("too-many", too_many, &[]), vec![], None)).await;
+    assert_eq!(report.status, ActorStatus::Failed);
+    let exception = report.exception.clone().unwrap_or_default();
+    assert!(exception.contains("601 outputs") && exception.contains("executor.max_outputs"), "{exception}");
+
+    // Over the total size cap (64 MiB in the rig): five files of 15 MiB.
+    let large = "for i in 1 2 3 4 5; do head -c 15728640 /dev/zero > big_$i.bin; done";
+    let names = ["big_1.bin", "big_2.bin", "big_3.bin", "big_4.bin", "big_5.bin"];
+    let report = rig.run(&job(actor("large", large, &names), vec![], None)).await;
+    assert_eq!(report.status, ActorStatus::Failed);
+    let exception = report.exception.clone().unwrap_or_default();
+    assert!(exception.contains("executor.max_outputs_size"), "{exception}");
+
+    // A cancel as soon as the actor has exited lands while its 60 MiB of outputs are collected.
+    let names = ["big_1.bin", "big_2.bin", "big_3.bin", "big_4.bin"];
+    let body = "for i in 1 2 3 4; do head -c 15728640 /dev/urandom > big_$i.bin; done";
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let watcher = {
+        let (cancel, docker, label) = (cancel.clone(), engine.docker.clone(), "wharf.actor=slow-collect".to_owned());
+        tokio::spawn(async move {
+            loop {
+                let filters =
+                    std::collections::HashMap::from([("label", vec![label.as_str()]), ("status", vec!["exited"])]);
+                let options =
+                    bollard::query_parameters::ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+                if docker.list_containers(Some(options)).await.is_ok_and(|found| !found.is_empty()) {
+                    cancel.cancel();
+                    return std::time::Instant::now();
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        })
+    };
+    let report = rig.run_cancellable(&job(actor("slow-collect", body, &names), vec![], None), &cancel).await;
+    let ended = std::time::Instant::now();
+    let cancelled_at = watcher.await.expect("watcher");
+    assert_eq!(report.status, ActorStatus::Cancelled, "{report:?}");
+    let took = ended.saturating_duration_since(cancelled_at);
+    assert!(took < std::time::Duration::from_secs(5), "collection went on for {took:?} after the cancel");
+    rig.finish(&[&engine]).await;
+}

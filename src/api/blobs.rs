@@ -1,6 +1,9 @@
-//! `/api/v1/Blob`: files. JoyOI's base64 JSON routes, plus raw upload and streaming download
-//! that never hold a whole file in memory: uploads are spooled to a temporary file while
-//! they are hashed, downloads are streamed chunk by chunk from the database.
+//! `/api/v1/Blob`: files. JoyOI's base64 JSON routes, for blobs up to `blobs.max_inline_size`,
+//! plus raw upload and streaming download that never hold a whole file in memory: uploads are
+//! hashed and written to the database chunk by chunk as they arrive, downloads are streamed
+//! chunk by chunk, the next chunk read while the last one is sent. Transfers of more than one
+//! chunk take a permit of `blobs.max_concurrent_transfers` first, so memory and database load
+//! are bounded by configuration, not by the number of callers.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -9,8 +12,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use sha2::Digest;
-use tokio::io::AsyncWriteExt;
+use tokio::sync::OwnedSemaphorePermit;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -20,7 +22,7 @@ use super::envelope::{Created, Envelope, ErrorBody, Listed, Reply};
 use super::error::ApiError;
 use super::extract::{JsonBody, Paging, QueryParams, parse_id};
 use crate::model::blob::{Blob, validate_file_name};
-use crate::store::{BlobUpload, ContentSource};
+use crate::store::BlobUpload;
 
 /// A blob uploaded as base64 in JSON (JoyOI's way).
 #[derive(Debug, Deserialize, ToSchema)]
@@ -90,6 +92,24 @@ fn too_large(max: u64) -> ApiError {
     ApiError::PayloadTooLarge(format!("blob is larger than the maximum of {max} bytes (blobs.max_size)"))
 }
 
+/// Refusal of a blob too large for base64 JSON, pointing to the raw route.
+fn too_large_inline(max: u64, instead: &str) -> ApiError {
+    ApiError::PayloadTooLarge(format!(
+        "blob is larger than the {max} bytes the base64 JSON routes carry (blobs.max_inline_size); \
+         use {instead}, which streams"
+    ))
+}
+
+/// A permit of `blobs.max_concurrent_transfers` for a transfer of `size` bytes (unknown:
+/// `None`); small transfers need none.
+async fn transfer_permit(state: &AppState, size: Option<u64>) -> Result<Option<OwnedSemaphorePermit>, ApiError> {
+    if size.is_some_and(|size| size <= state.config.blobs.chunk_size) {
+        return Ok(None);
+    }
+    let permit = state.transfers.clone().acquire_owned().await;
+    permit.map(Some).map_err(|_| ApiError::Internal("the service is shutting down".into()))
+}
+
 /// Lists blobs without their content, newest first.
 #[utoipa::path(get, path = "/api/v1/Blob/All", tag = "Blob", params(Paging),
     responses((status = 200, body = Envelope<Vec<Blob>>)))]
@@ -106,10 +126,15 @@ async fn list_blobs(
     responses((status = 200, body = Envelope<BlobWithBody>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_blob(State(state): State<AppState>, Path(id): Path<String>) -> Result<Reply<BlobWithBody>, ApiError> {
     let (blob, content) = state.store.get_blob(parse_id("blob", &id)?).await?;
-    let bytes = state.store.read_blob(&content).await?;
+    let max = state.config.blobs.max_inline_size;
+    if blob.size as u64 > max {
+        return Err(too_large_inline(max, &format!("GET /api/v1/Blob/{}/content", blob.id)));
+    }
+    let _permit = transfer_permit(&state, Some(blob.size as u64)).await?;
+    let body = base64_of(&state, &content).await?;
     Ok(Reply(BlobWithBody {
         id: blob.id.to_string(),
-        body: base64::engine::general_purpose::STANDARD.encode(bytes),
+        body,
         time_stamp: blob.time_stamp,
         remark: blob.remark,
         name: blob.name,
@@ -118,22 +143,48 @@ async fn get_blob(State(state): State<AppState>, Path(id): Path<String>) -> Resu
     }))
 }
 
+/// A blob's content in base64, encoded chunk by chunk: the raw bytes are never all held.
+async fn base64_of(state: &AppState, content: &crate::model::blob::Content) -> Result<String, ApiError> {
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let mut text = String::with_capacity(base64::encoded_len(content.size.max(0) as usize, true).unwrap_or(0));
+    // Bytes left over from a chunk whose length is not a multiple of 3, encoded with the next.
+    let mut carry = Vec::new();
+    for index in 0..content.chunk_count {
+        let mut chunk = state.store.blob_chunk(&content.chunk_key, index).await?;
+        if !carry.is_empty() {
+            carry.append(&mut chunk);
+            chunk = std::mem::take(&mut carry);
+        }
+        let whole = if index + 1 == content.chunk_count { chunk.len() } else { chunk.len() / 3 * 3 };
+        engine.encode_string(&chunk[..whole], &mut text);
+        carry = chunk.split_off(whole);
+    }
+    Ok(text)
+}
+
 /// Streams a blob's raw bytes.
 #[utoipa::path(get, path = "/api/v1/Blob/{id}/content", tag = "Blob",
     responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 404, body = ErrorBody)))]
 async fn get_blob_content(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let (blob, content) = state.store.get_blob(parse_id("blob", &id)?).await?;
+    let permit = transfer_permit(&state, Some(blob.size as u64)).await?;
     let store = state.store.clone();
-    let sha256 = content.sha256.clone();
-    let chunks = futures::stream::iter(0..content.chunk_count).then(move |index| {
-        let store = store.clone();
-        let sha256 = sha256.clone();
-        async move {
-            store.blob_chunk(&sha256, index).await.map(axum::body::Bytes::from).inspect_err(|err| {
-                tracing::error!(error = %err, blob = %sha256, index, "blob download broken off");
-            })
-        }
-    });
+    let key = content.chunk_key.clone();
+    let chunks = futures::stream::iter(0..content.chunk_count)
+        .map(move |index| {
+            let (store, key) = (store.clone(), key.clone());
+            async move {
+                store.blob_chunk(&key, index).await.map(axum::body::Bytes::from).inspect_err(|err| {
+                    tracing::error!(error = %err, blob = %key, index, "blob download broken off");
+                })
+            }
+        })
+        // The next chunk is read from the database while this one is sent.
+        .buffered(2)
+        // The permit goes when the body is done with (sent, or the client gone).
+        .inspect(move |_| {
+            let _held = &permit;
+        });
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(blob.size));
@@ -155,41 +206,47 @@ async fn put_blob(
 ) -> Result<Reply<Created>, ApiError> {
     let remark = input.remark.unwrap_or_default();
     let name = blob_name(input.name, &remark)?;
-    let max = state.config.blobs.max_size;
-    if (input.body.len() as u64 / 4).saturating_mul(3) > max + 3 && input.is_compressed != Some(true) {
-        return Err(too_large(max));
+    let max = state.config.blobs.max_inline_size;
+    let raw = "PUT /api/v1/Blob/raw?name=…";
+    let max_size = state.config.blobs.max_size;
+    let decoded = (input.body.len() as u64 / 4).saturating_mul(3);
+    if decoded > max_size.min(max) + 3 && input.is_compressed != Some(true) {
+        return Err(if decoded > max_size + 3 { too_large(max_size) } else { too_large_inline(max, raw) });
     }
+    let _permit = transfer_permit(&state, Some(decoded)).await?;
     let mut bytes = base64::engine::general_purpose::STANDARD
         .decode(input.body.trim())
         .map_err(|e| ApiError::field("body", format!("not valid base64: {e}")))?;
     if input.is_compressed == Some(true) {
-        bytes = gunzip(&bytes, max)?;
+        // Decompressed no further than the smaller limit: a small body cannot take much memory.
+        let over = || if max_size < max { too_large(max_size) } else { too_large_inline(max, raw) };
+        bytes = gunzip(&bytes, max.min(max_size)).ok_or_else(over)??;
+    }
+    if bytes.len() as u64 > max_size {
+        return Err(too_large(max_size));
     }
     if bytes.len() as u64 > max {
-        return Err(too_large(max));
+        return Err(too_large_inline(max, raw));
     }
     if let Some(existing) = state.store.first_blob_with(&crate::store::sha256_hex(&bytes)).await? {
         tracing::debug!(blob = %existing.id, "blob content already stored");
         return Ok(Reply(Created { id: existing.id.to_string() }));
     }
     let upload = BlobUpload { name, remark, time_stamp: input.time_stamp.unwrap_or_else(crate::model::now_secs) };
-    let blob = state.store.put_blob(&upload, ContentSource::Bytes(&bytes), state.config.blobs.chunk_size).await?;
+    let blob = state.store.put_blob(&upload, &bytes, state.config.blobs.chunk_size).await?;
     tracing::info!(blob = %blob.id, size = blob.size, sha256 = %blob.sha256, "blob stored");
     Ok(Reply(Created { id: blob.id.to_string() }))
 }
 
-/// Decompresses a gzip body, refusing one that grows past `max` bytes.
-fn gunzip(compressed: &[u8], max: u64) -> Result<Vec<u8>, ApiError> {
+/// Decompresses a gzip body; `None` when it grows past `max` bytes.
+fn gunzip(compressed: &[u8], max: u64) -> Option<Result<Vec<u8>, ApiError>> {
     use std::io::Read as _;
     let mut plain = Vec::new();
-    flate2::read::GzDecoder::new(compressed)
-        .take(max.saturating_add(1))
-        .read_to_end(&mut plain)
-        .map_err(|e| ApiError::field("body", format!("isCompressed is true but the body is not valid gzip: {e}")))?;
-    if plain.len() as u64 > max {
-        return Err(too_large(max));
+    let read = flate2::read::GzDecoder::new(compressed).take(max.saturating_add(1)).read_to_end(&mut plain);
+    if let Err(e) = read {
+        return Some(Err(ApiError::field("body", format!("isCompressed is true but the body is not valid gzip: {e}"))));
     }
-    Ok(plain)
+    (plain.len() as u64 <= max).then_some(Ok(plain))
 }
 
 /// Stores the request body as a blob, streamed: for files of any size.
@@ -209,28 +266,22 @@ async fn put_blob_raw(
     if declared.is_some_and(|len| len > max) {
         return Err(too_large(max));
     }
-    let spool_err = |e: std::io::Error| ApiError::Internal(format!("cannot spool the upload: {e}"));
-    let mut file = tokio::fs::File::from_std(tempfile::tempfile().map_err(spool_err)?);
-    let mut hasher = sha2::Sha256::new();
-    let mut size = 0u64;
+    let _permit = transfer_permit(&state, declared).await?;
+    let mut writer = state.store.blob_writer(state.config.blobs.chunk_size);
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("upload broken off: {e}")))?;
-        size += chunk.len() as u64;
-        if size > max {
+        if writer.size() + chunk.len() as u64 > max {
             return Err(too_large(max));
         }
-        hasher.update(&chunk);
-        file.write_all(&chunk).await.map_err(spool_err)?;
+        writer.write(&chunk).await?;
     }
-    file.flush().await.map_err(spool_err)?;
     let upload = BlobUpload {
         name: query.name,
         remark: query.remark.unwrap_or_default(),
         time_stamp: query.time_stamp.unwrap_or_else(crate::model::now_secs),
     };
-    let source = ContentSource::File { file: &mut file, sha256: hex::encode(hasher.finalize()), size };
-    let blob = state.store.put_blob(&upload, source, state.config.blobs.chunk_size).await?;
+    let blob = writer.finish(&upload).await?;
     tracing::info!(blob = %blob.id, size = blob.size, sha256 = %blob.sha256, "blob stored");
     Ok(Reply(Created { id: blob.id.to_string() }))
 }

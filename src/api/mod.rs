@@ -45,6 +45,8 @@ pub struct AppState {
     pub service_id: Arc<str>,
     /// The background workers' health, for `/healthz`.
     pub workers: crate::engine::Workers,
+    /// Permits for blob transfers of more than one chunk (`blobs.max_concurrent_transfers`).
+    pub transfers: Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(OpenApi)]

@@ -1,5 +1,6 @@
 //! The tar archives the engine's archive API speaks: one archive with an actor's inputs and
-//! its script going in, one archive per output file coming out.
+//! its script going in, and `return.json` coming out (outputs come out in one archive of the
+//! work directory, read as it streams by `outputs.rs`).
 
 use std::io::Read;
 

@@ -14,6 +14,7 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::archive::{self, Extracted};
+use super::outputs::{self, OutputSink};
 use super::{DockerClient, DockerError};
 
 /// A stream of an input's bytes, made anew for each try (a retry on another node reads again).
@@ -76,6 +77,9 @@ pub struct ContainerSpec {
     /// Keep the stopped container for inspection instead of removing it.
     pub keep: bool,
     pub log_tail_lines: usize,
+    /// Most outputs (declared and listed) and most bytes of all of them together.
+    pub max_outputs: usize,
+    pub max_outputs_size: u64,
 }
 
 /// Where the time of one container went.
@@ -97,9 +101,12 @@ pub struct ContainerOutcome {
     pub timed_out: bool,
     pub oom_killed: bool,
     pub cancelled: bool,
-    pub outputs: Vec<(String, Vec<u8>)>,
+    /// Outputs handed to the run's `OutputSink`, declared ones first.
+    pub outputs: Vec<String>,
     pub missing: Vec<String>,
     pub too_large: Vec<String>,
+    /// Why outputs were not all collected: too many, too large together, out of time.
+    pub outputs_problem: Option<String>,
     pub log_tail: String,
     pub timings: Timings,
 }
@@ -174,8 +181,9 @@ impl DockerClient {
         spec: &ContainerSpec,
         cancel: &CancellationToken,
         mut timings: Timings,
+        sink: &mut dyn OutputSink,
     ) -> Result<ContainerOutcome, DockerError> {
-        let result = self.drive(id, spec, cancel, &mut timings).await;
+        let result = self.drive(id, spec, cancel, &mut timings, sink).await;
         let removal = Instant::now();
         if (!spec.keep || result.is_err())
             && let Err(err) = self.remove_container(id).await
@@ -198,6 +206,7 @@ impl DockerClient {
         spec: &ContainerSpec,
         cancel: &CancellationToken,
         timings: &mut Timings,
+        sink: &mut dyn OutputSink,
     ) -> Result<ContainerOutcome, DockerError> {
         let clock = Instant::now();
         let tar = archive::inputs_archive(&spec.script, &spec.inputs).map_err(|e| DockerError::Broken {
@@ -220,6 +229,7 @@ impl DockerClient {
 
         let clock = Instant::now();
         let limit = spec.limits.execution_timeout;
+        let collect_by = Instant::now() + limit + self.call_timeout;
         let waiter = self.docker.clone().with_timeout(limit + self.call_timeout);
         let mut wait = waiter.wait_container(id, None);
         let (mut exit_code, mut timed_out, mut cancelled) = (None, false, false);
@@ -280,21 +290,27 @@ impl DockerClient {
             outputs: Vec::new(),
             missing: Vec::new(),
             too_large: Vec::new(),
+            outputs_problem: None,
             log_tail,
             timings: Timings::default(),
         };
         if !timed_out && !cancelled {
-            self.collect_outputs(id, spec, &mut outcome).await?;
+            self.collect_outputs(id, spec, &mut outcome, sink, cancel, collect_by).await?;
         }
         timings.collect = clock.elapsed();
         Ok(outcome)
     }
 
+    /// Collects the declared outputs and those `return.json` lists, in one archive read of the
+    /// work directory, into `sink`; by `deadline` (the execution timeout, plus one engine call).
     async fn collect_outputs(
         &self,
         id: &str,
         spec: &ContainerSpec,
         outcome: &mut ContainerOutcome,
+        sink: &mut dyn OutputSink,
+        cancel: &CancellationToken,
+        deadline: Instant,
     ) -> Result<(), DockerError> {
         let mut wanted = spec.outputs.clone();
         if let Some(Extracted::File(bytes)) = self.fetch_file(id, "return.json", 1 << 20).await? {
@@ -309,13 +325,27 @@ impl DockerClient {
                 Err(err) => outcome.log_tail.push_str(&format!("\n(return.json is not valid: {err})")),
             }
         }
-        for name in wanted {
-            match self.fetch_file(id, &name, spec.limits.output_limit).await? {
-                Some(Extracted::File(bytes)) => outcome.outputs.push((name, bytes)),
-                Some(Extracted::TooLarge) => outcome.too_large.push(name),
-                Some(Extracted::NotAFile) | None => outcome.missing.push(name),
-            }
+        if wanted.len() > spec.max_outputs {
+            outcome.outputs_problem = Some(format!(
+                "{} outputs declared and listed in return.json, more than the {} one actor may give (executor.max_outputs)",
+                wanted.len(),
+                spec.max_outputs
+            ));
+            return Ok(());
         }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let options = DownloadFromContainerOptionsBuilder::default().path("/workdir").build();
+        let archive = outputs::archive_stream(self.docker.download_from_container(id, Some(options)));
+        let wanted =
+            outputs::Wanted { names: wanted, file_limit: spec.limits.output_limit, total_limit: spec.max_outputs_size };
+        let found = outputs::collect(&self.node, archive, wanted, sink, cancel, deadline).await?;
+        outcome.outputs = found.files;
+        outcome.missing = found.missing;
+        outcome.too_large = found.too_large;
+        outcome.outputs_problem = found.stopped;
+        outcome.cancelled |= found.cancelled;
         Ok(())
     }
 

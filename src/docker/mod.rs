@@ -5,8 +5,10 @@
 mod archive;
 pub(crate) mod container;
 mod image;
+mod outputs;
 
 pub use container::{ContainerOutcome, ContainerSpec, ContentStream, InputContent, InputFile, Limits, Timings};
+pub use outputs::OutputSink;
 
 use std::collections::HashMap;
 use std::time::Duration;

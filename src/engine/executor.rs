@@ -13,6 +13,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::limits;
+use super::outputs::StoredOutputs;
 use super::pool::{ImageLocks, Lease, NodePool};
 use crate::config::LimitsConfig;
 use crate::docker::{
@@ -24,7 +25,7 @@ use crate::model::actor::Actor;
 use crate::model::blob::BlobRef;
 use crate::model::limitation::Limitation;
 use crate::model::now_millis;
-use crate::store::{BlobUpload, ContentSource, Store};
+use crate::store::Store;
 
 /// Exit status of a process killed for writing past its `fsize` ulimit (128 + SIGXFSZ).
 const SIGXFSZ_EXIT: i64 = 153;
@@ -196,9 +197,12 @@ impl Executor {
                 limits: limits.clone(),
                 keep: job.debug,
                 log_tail_lines: self.pool.config().log_tail_lines as usize,
+                max_outputs: self.pool.config().max_outputs as usize,
+                max_outputs_size: self.pool.config().max_outputs_size,
             };
-            match self.attempt(&lease, &spec, job.started.as_ref(), cancel, report).await {
-                Ok(outcome) => return self.conclude(job, &spec, outcome, report).await,
+            let mut outputs = StoredOutputs::new(self.store.clone(), self.chunk_size, &job.actor.name, job.tag.clone());
+            match self.attempt(&lease, &spec, job.started.as_ref(), cancel, report, &mut outputs).await {
+                Ok(outcome) => return self.conclude(&spec, outcome, &outputs, report),
                 Err(AttemptError::Final(message)) => return Err(message),
                 Err(AttemptError::Node(err, container)) => {
                     tracing::warn!(node = %lease.node, actor = %job.actor.name, error = %err, "node failed; trying another");
@@ -217,6 +221,7 @@ impl Executor {
         started: Option<&StartNotice>,
         cancel: &CancellationToken,
         report: &mut ActorReport,
+        outputs: &mut StoredOutputs,
     ) -> Result<ContainerOutcome, AttemptError> {
         let classify = |err: DockerError, container: Option<String>| {
             if err.is_node_fault() { AttemptError::Node(err, container) } else { AttemptError::Final(err.to_string()) }
@@ -235,7 +240,7 @@ impl Executor {
             let timings = Timings { create: clock.elapsed(), ..Timings::default() };
             tracing::info!(name = %spec.name, image = %spec.image, "container created");
             tokio::select! {
-                outcome = lease.client.run_container(&id, spec, cancel, timings) => {
+                outcome = lease.client.run_container(&id, spec, cancel, timings, outputs) => {
                     outcome.map_err(|e| classify(e, Some(id.clone())))
                 }
                 _ = lease.lost.cancelled() => Err(AttemptError::Node(
@@ -286,7 +291,7 @@ impl Executor {
         for input in inputs {
             let (_, content) = self.store.get_blob(input.id).await.map_err(|e| format!("input {}: {e}", input.name))?;
             let store = self.store.clone();
-            let (sha256, chunks) = (content.sha256.clone(), content.chunk_count);
+            let (sha256, chunks) = (content.chunk_key.clone(), content.chunk_count);
             let make = move || -> ContentStream {
                 let (store, sha256) = (store.clone(), sha256.clone());
                 futures::stream::iter(0..chunks)
@@ -305,12 +310,12 @@ impl Executor {
         Ok(files)
     }
 
-    /// Stores the outputs and turns the container's end into a verdict.
-    async fn conclude(
+    /// Turns the container's end, and the outputs it gave, into a verdict.
+    fn conclude(
         &self,
-        job: &ActorJob,
         spec: &ContainerSpec,
         outcome: ContainerOutcome,
+        outputs: &StoredOutputs,
         report: &mut ActorReport,
     ) -> Result<(), String> {
         report.exit_code = Some(outcome.exit_code);
@@ -318,19 +323,7 @@ impl Executor {
         report.oom_killed = outcome.oom_killed;
         report.container = Some(outcome.container_id.clone());
         report.timings = Some(outcome.timings.clone());
-        for (name, bytes) in &outcome.outputs {
-            let upload = BlobUpload {
-                name: name.clone(),
-                remark: format!("output of {}", job.actor.name),
-                time_stamp: crate::model::now_secs(),
-            };
-            let blob = self
-                .store
-                .put_blob(&upload, ContentSource::Bytes(bytes), self.chunk_size)
-                .await
-                .map_err(|e| format!("cannot store output {name}: {e}"))?;
-            report.outputs.push(BlobRef { id: blob.id, name: name.clone(), tag: job.tag.clone() });
-        }
+        report.outputs = outputs.in_order(&outcome.outputs);
         let limits = &spec.limits;
         let problem = if outcome.cancelled {
             report.status = ActorStatus::Cancelled;
@@ -344,6 +337,8 @@ impl Executor {
             Some(format!("killed: out of memory (limit {} MiB). May cause by out of memory", limits.memory >> 20))
         } else if outcome.exit_code != 0 {
             Some(format!("exited with code {}", outcome.exit_code))
+        } else if let Some(problem) = &outcome.outputs_problem {
+            Some(problem.clone())
         } else if let Some(name) = outcome.too_large.first() {
             Some(format!("output {name} is larger than the limit of {} bytes", limits.output_limit))
         } else {

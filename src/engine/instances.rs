@@ -20,8 +20,10 @@ use crate::config::ScriptConfig;
 use crate::model::blob::BlobRef;
 use crate::model::instance::{Instance, Status};
 use crate::model::limitation::Limitation;
-use crate::script::{self, ActorRecord, HostEffects, InstanceView, NewCall, Outcome, RecordedCall, ScriptLimits};
-use crate::store::{BlobUpload, ContentSource, Store, StoreError};
+use crate::script::{
+    self, ActorRecord, BlobRead, HostEffects, InstanceView, NewCall, Outcome, RecordedCall, ScriptLimits,
+};
+use crate::store::{BlobUpload, Store, StoreError};
 
 /// A cheap-to-clone handle on the instance runner.
 #[derive(Clone)]
@@ -579,10 +581,13 @@ struct StoreHost {
 }
 
 impl HostEffects for StoreHost {
-    fn read_blob(&self, id: Uuid) -> Result<Vec<u8>, String> {
+    fn read_blob(&self, id: Uuid, max: usize) -> Result<BlobRead, String> {
         self.handle.block_on(async {
             let (_, content) = self.store.get_blob(id).await.map_err(|e| e.to_string())?;
-            self.store.read_blob(&content).await.map_err(|e| e.to_string())
+            if content.size.max(0) as u64 > max as u64 {
+                return Ok(BlobRead::TooLarge(content.size as u64));
+            }
+            self.store.read_blob(&content).await.map(BlobRead::Bytes).map_err(|e| e.to_string())
         })
     }
 
@@ -593,11 +598,7 @@ impl HostEffects for StoreHost {
                 remark: format!("from instance {}", self.instance),
                 time_stamp: crate::model::now_secs(),
             };
-            let blob = self
-                .store
-                .put_blob(&upload, ContentSource::Bytes(bytes), self.chunk_size)
-                .await
-                .map_err(|e| e.to_string())?;
+            let blob = self.store.put_blob(&upload, bytes, self.chunk_size).await.map_err(|e| e.to_string())?;
             Ok(BlobRef { id: blob.id, name: name.to_owned(), tag: None })
         })
     }

@@ -8,6 +8,7 @@ pub mod hmac;
 mod instances;
 pub mod limits;
 pub mod membership;
+mod outputs;
 mod pool;
 pub mod workers;
 

@@ -38,6 +38,9 @@ pub struct Content {
     pub sha256: String,
     pub size: i64,
     pub chunk_count: i64,
+    /// The key its chunks are stored under: the SHA-256, or the key of the upload that
+    /// streamed them in before the hash was known.
+    pub chunk_key: String,
 }
 
 /// Checks a file name used inside a container's work directory.

@@ -13,9 +13,16 @@ use super::journal::{Journal, NewCall, Step, Stop};
 use super::values::{ActorRecord, ScriptBlob, from_json, to_json};
 use crate::model::blob::{BlobRef, validate_file_name};
 
+/// A blob's bytes, or only its size when that is over the limit the reader gave.
+pub enum BlobRead {
+    Bytes(Vec<u8>),
+    TooLarge(u64),
+}
+
 /// What the host does for the script: reads and writes that need the database.
 pub trait HostEffects: Send + Sync + 'static {
-    fn read_blob(&self, id: Uuid) -> Result<Vec<u8>, String>;
+    /// Reads a blob of at most `max` bytes; a larger one is not read.
+    fn read_blob(&self, id: Uuid, max: usize) -> Result<BlobRead, String>;
     fn upload(&self, name: &str, bytes: &[u8]) -> Result<BlobRef, String>;
     /// Stores a call made for the first time (pending when it has no result).
     fn record(&self, call: &NewCall) -> Result<(), String>;
@@ -161,14 +168,29 @@ pub(super) fn register(engine: &mut Engine, ctx: Arc<Ctx>, host_url: Option<Stri
     });
     engine
         .register_fn("with_tag", |b: &mut ScriptBlob, tag: &str| ScriptBlob { tag: Some(tag.to_owned()), ..b.clone() });
+    // A blob is read only when it fits in a script string: its size is checked first.
+    let read = |c: &Ctx, call: &NativeCallContext, b: &ScriptBlob| -> Fallible<Vec<u8>> {
+        let max = call.engine().max_string_size();
+        let max = if max == 0 { usize::MAX } else { max };
+        match c.host.read_blob(b.id, max).map_err(|e| halt(c, Stop::Host(e), call.call_position()))? {
+            BlobRead::Bytes(bytes) => Ok(bytes),
+            BlobRead::TooLarge(size) => Err(throw(
+                format!(
+                    "blob {} is {size} bytes, more than a script string may hold ({max} bytes, scripts.max_string_size)",
+                    b.name
+                ),
+                call.call_position(),
+            )),
+        }
+    };
     let c = ctx.clone();
     engine.register_fn("text", move |call: NativeCallContext, b: &mut ScriptBlob| -> Fallible<String> {
-        let bytes = c.host.read_blob(b.id).map_err(|e| halt(&c, Stop::Host(e), call.call_position()))?;
+        let bytes = read(&c, &call, b)?;
         String::from_utf8(bytes).map_err(|_| throw(format!("blob {} is not UTF-8 text", b.name), call.call_position()))
     });
     let c = ctx.clone();
     engine.register_fn("json", move |call: NativeCallContext, b: &mut ScriptBlob| -> Fallible<Dynamic> {
-        let bytes = c.host.read_blob(b.id).map_err(|e| halt(&c, Stop::Host(e), call.call_position()))?;
+        let bytes = read(&c, &call, b)?;
         let value: Value = serde_json::from_slice(&bytes)
             .map_err(|e| throw(format!("blob {} is not JSON: {e}", b.name), call.call_position()))?;
         Ok(from_json(&value))

@@ -10,7 +10,7 @@ mod host;
 mod journal;
 mod values;
 
-pub use host::{HostEffects, InstanceView};
+pub use host::{BlobRead, HostEffects, InstanceView};
 pub use journal::{NewCall, RecordedCall};
 pub use values::{ActorRecord, ScriptBlob, from_json, to_json};
 

@@ -16,8 +16,9 @@ struct MemoryHost {
 }
 
 impl HostEffects for MemoryHost {
-    fn read_blob(&self, id: Uuid) -> Result<Vec<u8>, String> {
-        self.blobs.lock().unwrap().get(&id).map(|b| b.1.clone()).ok_or_else(|| format!("no blob {id}"))
+    fn read_blob(&self, id: Uuid, max: usize) -> Result<BlobRead, String> {
+        let bytes = self.blobs.lock().unwrap().get(&id).map(|b| b.1.clone()).ok_or_else(|| format!("no blob {id}"))?;
+        Ok(if bytes.len() > max { BlobRead::TooLarge(bytes.len() as u64) } else { BlobRead::Bytes(bytes) })
     }
     fn upload(&self, name: &str, bytes: &[u8]) -> Result<BlobRef, String> {
         let id = Uuid::new_v4();
@@ -245,4 +246,18 @@ fn run_actors_can_keep_failed_results_and_tell_their_inputs() {
         "{value}"
     );
     assert_eq!(value["missing"], "actor run had no input limit.json (it had: stdin.txt)");
+}
+
+#[test]
+fn a_blob_larger_than_a_script_string_is_not_read() {
+    let host = Arc::new(MemoryHost::default());
+    let view = instance(&host);
+    let limits = ScriptLimits { max_string_size: 4, ..ScriptLimits::default() };
+    // `Main.sh` holds 6 bytes: more than the 4 a string may hold here.
+    let script = r#"let r = ""; try { instance.initial_blobs[0].text(); } catch (e) { r = e; } r"#;
+    let outcome = run(script, &view, vec![], host.clone(), &limits);
+    let Outcome::Finished(Value::String(text)) = outcome else { panic!("{outcome:?}") };
+    assert!(text.contains("Main.sh is 6 bytes, more than a script string may hold (4 bytes"), "{text}");
+    let fits = run("instance.initial_blobs[0].text()", &view, vec![], host, &ScriptLimits::default());
+    assert_eq!(fits, Outcome::Finished(json!("echo 3")));
 }

@@ -131,8 +131,12 @@ impl Store {
         Ok(())
     }
 
-    /// How many rows `table` holds.
+    /// How many rows `table` holds: exact up to `ESTIMATE_ABOVE` rows; above, on PostgreSQL,
+    /// the planner's estimate, so that a listing's `X-Total-Count` never scans a large table.
     pub(super) async fn count(&self, table: &'static str) -> Result<i64, StoreError> {
+        if let Some(estimate) = self.estimated_rows(table).await? {
+            return Ok(estimate);
+        }
         sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
             .fetch_one(&self.pool)
             .await

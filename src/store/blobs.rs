@@ -1,18 +1,18 @@
 //! Blob content addressed by SHA-256 and stored in chunks, once however often it is uploaded,
 //! and the blob rows that give content a name.
 //!
-//! Writing a new content writes its chunks one statement at a time (so a large upload never
-//! holds the database's write lock for long), then the content row and the blob row together.
-//! A crash between the two leaves chunks without a content row: harmless, and reused when the
-//! same bytes come again.
+//! Content comes in through a [`BlobWriter`] (`blob_writer.rs`), which writes its chunks while
+//! it hashes them, a few chunks per transaction; the content row and the blob row are
+//! written together at the end, so a content row always has all its chunks. Chunks without
+//! a content row are an interrupted upload's: deleted when it is given up, or at a later
+//! start ([`Store::sweep_abandoned_chunks`]).
 
-use std::io::SeekFrom;
-
+use bytes::Bytes;
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use uuid::Uuid;
 
+use super::blob_writer::{BlobWriter, UPLOAD_KEY_PREFIX};
 use super::{Page, Store, StoreError, parse_uuid};
 use crate::model::blob::{Blob, Content};
 use crate::model::{now_millis, to_time};
@@ -25,42 +25,24 @@ pub struct BlobUpload {
     pub time_stamp: i64,
 }
 
-/// Where the bytes of an upload are: in memory, or spooled to a file whose hash is known.
-pub enum ContentSource<'a> {
-    Bytes(&'a [u8]),
-    File { file: &'a mut tokio::fs::File, sha256: String, size: u64 },
+/// Content whose chunks are all written, ready for its content row.
+pub(super) struct Written {
+    pub sha256: String,
+    pub size: u64,
+    pub chunk_count: i64,
+    pub chunk_key: String,
 }
 
-impl ContentSource<'_> {
-    fn sha256_and_size(&self) -> (String, u64) {
-        match self {
-            ContentSource::Bytes(bytes) => (sha256_hex(bytes), bytes.len() as u64),
-            ContentSource::File { sha256, size, .. } => (sha256.clone(), *size),
-        }
-    }
+/// How long the chunks of an upload that never finished are kept (it may still be running
+/// in another service sharing the database).
+const ABANDONED_AFTER_MS: i64 = 24 * 3600 * 1000;
 
-    async fn chunk(&mut self, index: u64, chunk_size: u64, size: u64) -> Result<Vec<u8>, StoreError> {
-        let start = index * chunk_size;
-        let len = chunk_size.min(size - start) as usize;
-        match self {
-            ContentSource::Bytes(bytes) => Ok(bytes[start as usize..start as usize + len].to_vec()),
-            ContentSource::File { file, .. } => {
-                let io = |source| StoreError::Io { doing: "reading the spooled upload", source };
-                file.seek(SeekFrom::Start(start)).await.map_err(io)?;
-                let mut buf = vec![0; len];
-                file.read_exact(&mut buf).await.map_err(io)?;
-                Ok(buf)
-            }
-        }
-    }
-}
-
+/// SHA-256 in hex, by ring's assembly implementation (SHA extensions or AVX2 where the CPU has them).
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(bytes))
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
 }
 
-const COLUMNS: &str = "b.id, b.name, b.remark, b.time_stamp, b.created_at, b.sha256, c.size, c.chunk_count";
+const COLUMNS: &str = "b.id, b.name, b.remark, b.time_stamp, b.created_at, b.sha256, c.size, c.chunk_count, COALESCE(c.chunk_key, c.sha256) AS chunk_key";
 
 fn blob(row: &AnyRow) -> Result<(Blob, Content), StoreError> {
     let get = |e: sqlx::Error| StoreError::Database { doing: "reading a blob", source: e };
@@ -75,59 +57,97 @@ fn blob(row: &AnyRow) -> Result<(Blob, Content), StoreError> {
         sha256: sha256.clone(),
         created_at: to_time(row.try_get("created_at").map_err(get)?),
     };
-    let content = Content { sha256, size, chunk_count: row.try_get("chunk_count").map_err(get)? };
+    let content = Content {
+        sha256,
+        size,
+        chunk_count: row.try_get("chunk_count").map_err(get)?,
+        chunk_key: row.try_get("chunk_key").map_err(get)?,
+    };
     Ok((blob, content))
 }
 
 impl Store {
-    /// Stores a blob, writing its content only if no blob has the same bytes yet.
-    pub async fn put_blob(
-        &self,
-        upload: &BlobUpload,
-        mut source: ContentSource<'_>,
-        chunk_size: u64,
-    ) -> Result<Blob, StoreError> {
-        let (sha256, size) = source.sha256_and_size();
-        let chunk_count = size.div_ceil(chunk_size);
+    /// A writer for one blob's content, `chunk_size` bytes per stored chunk.
+    pub fn blob_writer(&self, chunk_size: u64) -> BlobWriter {
+        BlobWriter::new(self.clone(), chunk_size)
+    }
+
+    /// Stores a blob whose bytes are in memory.
+    pub async fn put_blob(&self, upload: &BlobUpload, bytes: &[u8], chunk_size: u64) -> Result<Blob, StoreError> {
+        let mut writer = self.blob_writer(chunk_size);
+        writer.write(bytes).await?;
+        writer.finish(upload).await
+    }
+
+    /// Stores content of at most one chunk under its SHA-256, unless the same bytes are stored.
+    pub(super) async fn put_small_content(&self, upload: &BlobUpload, bytes: &Bytes) -> Result<Blob, StoreError> {
+        let sha256 = sha256_hex(bytes);
         let known = sqlx::query("SELECT sha256 FROM blob_contents WHERE sha256 = $1")
             .bind(&sha256)
             .fetch_optional(&self.pool)
             .await
             .map_err(StoreError::db("looking up blob content"))?
             .is_some();
-        if !known {
-            for index in 0..chunk_count {
-                let data = source.chunk(index, chunk_size, size).await?;
-                sqlx::query(
-                    "INSERT INTO blob_chunks (sha256, idx, data) VALUES ($1, $2, $3) ON CONFLICT (sha256, idx) DO NOTHING",
-                )
-                .bind(&sha256)
-                .bind(index as i64)
-                .bind(data)
-                .execute(&self.pool)
-                .await
-                .map_err(StoreError::db("writing a blob chunk"))?;
-            }
+        let chunk_count = if bytes.is_empty() { 0 } else { 1 };
+        if !known && chunk_count == 1 {
+            self.insert_chunks(&sha256, &[(0, bytes.clone())]).await?;
         }
+        let written = Written { chunk_key: sha256.clone(), sha256, size: bytes.len() as u64, chunk_count };
+        self.commit_content(upload, &written).await
+    }
+
+    /// Writes chunks under `key`, in one transaction.
+    pub(super) async fn insert_chunks(&self, key: &str, chunks: &[(i64, Bytes)]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(StoreError::db("writing blob chunks"))?;
+        for (index, data) in chunks {
+            sqlx::query(
+                "INSERT INTO blob_chunks (sha256, idx, data) VALUES ($1, $2, $3) ON CONFLICT (sha256, idx) DO NOTHING",
+            )
+            .bind(key)
+            .bind(*index)
+            .bind(&data[..])
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::db("writing a blob chunk"))?;
+        }
+        tx.commit().await.map_err(StoreError::db("writing blob chunks"))
+    }
+
+    /// Deletes the chunks stored under `key`.
+    pub(super) async fn delete_chunks(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM blob_chunks WHERE sha256 = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::db("deleting the chunks of an unused upload"))?;
+        Ok(())
+    }
+
+    /// Writes the content row (unless the same bytes are stored) and the blob row together.
+    /// Chunks written under an upload's key that turn out not to be needed are deleted.
+    pub(super) async fn commit_content(&self, upload: &BlobUpload, written: &Written) -> Result<Blob, StoreError> {
         let id = Uuid::new_v4();
         let now = now_millis();
+        let chunk_key = (written.chunk_key != written.sha256).then_some(written.chunk_key.as_str());
         let mut tx = self.pool.begin().await.map_err(StoreError::db("storing a blob"))?;
-        sqlx::query(
-            "INSERT INTO blob_contents (sha256, size, chunk_count, created_at) VALUES ($1, $2, $3, $4) \
+        let inserted = sqlx::query(
+            "INSERT INTO blob_contents (sha256, size, chunk_count, created_at, chunk_key) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (sha256) DO NOTHING",
         )
-        .bind(&sha256)
-        .bind(size as i64)
-        .bind(chunk_count as i64)
+        .bind(&written.sha256)
+        .bind(written.size as i64)
+        .bind(written.chunk_count)
         .bind(now)
+        .bind(chunk_key)
         .execute(&mut *tx)
         .await
-        .map_err(StoreError::db("storing blob content"))?;
+        .map_err(StoreError::db("storing blob content"))?
+        .rows_affected();
         sqlx::query(
             "INSERT INTO blobs (id, sha256, name, remark, time_stamp, seq, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(id.to_string())
-        .bind(&sha256)
+        .bind(&written.sha256)
         .bind(&upload.name)
         .bind(&upload.remark)
         .bind(upload.time_stamp)
@@ -137,15 +157,35 @@ impl Store {
         .await
         .map_err(StoreError::db("storing a blob"))?;
         tx.commit().await.map_err(StoreError::db("storing a blob"))?;
+        if inserted == 0
+            && let Some(key) = chunk_key
+            && let Err(err) = self.delete_chunks(key).await
+        {
+            tracing::warn!(key, error = %err, "cannot delete the chunks of content stored twice");
+        }
         Ok(Blob {
             id,
             name: upload.name.clone(),
             remark: upload.remark.clone(),
             time_stamp: upload.time_stamp,
-            size: size as i64,
-            sha256,
+            size: written.size as i64,
+            sha256: written.sha256.clone(),
             created_at: to_time(now),
         })
+    }
+
+    /// Deletes the chunks of uploads that started more than a day ago and never finished.
+    pub async fn sweep_abandoned_chunks(&self) -> Result<u64, StoreError> {
+        let cutoff = format!("{UPLOAD_KEY_PREFIX}{:013}", now_millis() - ABANDONED_AFTER_MS);
+        let done = sqlx::query(
+            "DELETE FROM blob_chunks WHERE sha256 LIKE 'upload-%' AND sha256 < $1 \
+             AND NOT EXISTS (SELECT 1 FROM blob_contents c WHERE c.chunk_key = blob_chunks.sha256)",
+        )
+        .bind(cutoff)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::db("deleting the chunks of abandoned uploads"))?;
+        Ok(done.rows_affected())
     }
 
     /// The first blob stored with this content, if any.
@@ -206,17 +246,17 @@ impl Store {
         Ok((blobs, total))
     }
 
-    /// One chunk of stored content.
-    pub async fn blob_chunk(&self, sha256: &str, index: i64) -> Result<Vec<u8>, StoreError> {
+    /// One chunk of stored content, by the content's `chunk_key`.
+    pub async fn blob_chunk(&self, chunk_key: &str, index: i64) -> Result<Vec<u8>, StoreError> {
         let data = sqlx::query_scalar::<_, Vec<u8>>("SELECT data FROM blob_chunks WHERE sha256 = $1 AND idx = $2")
-            .bind(sha256)
+            .bind(chunk_key)
             .bind(index)
             .fetch_optional(&self.pool)
             .await
             .map_err(StoreError::db("reading a blob chunk"))?;
         data.ok_or_else(|| StoreError::Corrupt {
             what: "blob content",
-            detail: format!("chunk {index} of {sha256} is missing"),
+            detail: format!("chunk {index} of {chunk_key} is missing"),
         })
     }
 
@@ -224,7 +264,7 @@ impl Store {
     pub async fn read_blob(&self, content: &Content) -> Result<Vec<u8>, StoreError> {
         let mut bytes = Vec::with_capacity(content.size.max(0) as usize);
         for index in 0..content.chunk_count {
-            bytes.extend(self.blob_chunk(&content.sha256, index).await?);
+            bytes.extend(self.blob_chunk(&content.chunk_key, index).await?);
         }
         Ok(bytes)
     }

@@ -153,8 +153,16 @@ impl Store {
             list = list.bind(*number);
             count = count.bind(*number);
         }
-        let rows = list.fetch_all(&self.pool).await.map_err(StoreError::db("listing instances"))?;
-        let total = count.fetch_one(&self.pool).await.map_err(StoreError::db("counting instances"))?;
+        // An unfiltered listing's total may be an estimate (`counts.rs`); the page and the
+        // total are read at once.
+        let total = async {
+            if conditions.is_empty() {
+                return self.count("instances").await;
+            }
+            count.fetch_one(&self.pool).await.map_err(StoreError::db("counting instances"))
+        };
+        let rows = async { list.fetch_all(&self.pool).await.map_err(StoreError::db("listing instances")) };
+        let (rows, total) = tokio::try_join!(rows, total)?;
         Ok((rows.iter().map(instance).collect::<Result<_, _>>()?, total))
     }
 

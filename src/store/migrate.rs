@@ -8,6 +8,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "execution", include_str!("../../migrations/0002_execution.sql")),
     (3, "joyoi", include_str!("../../migrations/0003_joyoi.sql")),
     (4, "processes", include_str!("../../migrations/0004_processes.sql")),
+    (5, "streamed_blobs", include_str!("../../migrations/0005_streamed_blobs.sql")),
 ];
 
 /// Applies every migration not yet recorded in `wharf_migrations`, each in a transaction.

@@ -3,8 +3,10 @@
 //! Each resource has its own file; this one connects, migrates and maps driver errors.
 
 mod actors;
+mod blob_writer;
 mod blobs;
 mod callbacks;
+mod counts;
 mod events;
 mod instances;
 mod migrate;
@@ -14,8 +16,10 @@ mod slots;
 mod state_machines;
 
 pub use actors::ActorFields;
-pub use blobs::{BlobUpload, ContentSource, sha256_hex};
+pub use blob_writer::BlobWriter;
+pub use blobs::{BlobUpload, sha256_hex};
 pub use callbacks::{Callback, CallbackView};
+pub use counts::ESTIMATE_ABOVE;
 pub use instances::{InstanceFilter, NewInstance};
 pub use nodes::NodePatch;
 pub use processes::{MAX_SUSPECT_RUNS, Recovered};
@@ -109,6 +113,10 @@ impl Store {
             .map_err(connect_err)?;
         let store = Store { pool, backend };
         migrate::run(&store).await?;
+        let swept = store.sweep_abandoned_chunks().await?;
+        if swept > 0 {
+            tracing::info!(chunks = swept, "deleted the chunks of uploads abandoned more than a day ago");
+        }
         Ok(store)
     }
 

@@ -35,9 +35,14 @@ struct Running {
 
 impl Running {
     fn start(dir: &std::path::Path) -> Running {
+        Running::start_with(dir, &[])
+    }
+
+    fn start_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Running {
         let port = free_port();
         let child = wharf()
             .current_dir(dir)
+            .envs(env.iter().copied())
             .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
             .spawn()
             .expect("start wharf");
@@ -159,4 +164,56 @@ fn large_blobs_stream_in_constant_memory() {
     let (status, log) = running.terminate();
     assert!(status.success(), "{log}");
     assert!(grew < 96 << 20, "a 256 MiB blob went through while memory grew by only {} MiB", grew >> 20);
+}
+
+#[test]
+fn base64_routes_refuse_large_blobs_and_concurrent_transfers_wait() {
+    const INLINE: u64 = 8 << 20;
+    let dir = tempfile::tempdir().expect("dir");
+    let running = Running::start_with(
+        dir.path(),
+        &[("WHARF_BLOBS_MAX_INLINE_SIZE", "8388608"), ("WHARF_BLOBS_MAX_CONCURRENT_TRANSFERS", "2")],
+    );
+    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(300)).build().expect("client");
+    let put_raw = |name: &str, bytes: Vec<u8>| -> String {
+        let answer =
+            client.put(format!("{}/api/v1/Blob/raw?name={name}", running.base)).body(bytes).send().expect("upload");
+        assert_eq!(answer.status(), 200);
+        answer.json::<serde_json::Value>().expect("json")["data"]["id"].as_str().expect("id").to_owned()
+    };
+    let big = put_raw("big.bin", (0..3 * INLINE).map(|i| (i % 253) as u8).collect());
+    let fits = put_raw("fits.bin", (0..INLINE).map(|i| (i % 241) as u8).collect());
+    let baseline = running.peak_rss();
+
+    // Over the limit, both ways: a 413 that says where to go instead, before anything is read.
+    let down = client.get(format!("{}/api/v1/Blob/{big}", running.base)).send().expect("get");
+    assert_eq!(down.status(), 413);
+    let text = down.text().expect("text");
+    assert!(text.contains(&format!("/api/v1/Blob/{big}/content")) && text.contains("blobs.max_inline_size"), "{text}");
+    use base64::Engine as _;
+    let body = base64::engine::general_purpose::STANDARD.encode(vec![7u8; (INLINE + 1) as usize]);
+    let up = client
+        .put(format!("{}/api/v1/Blob", running.base))
+        .json(&serde_json::json!({"Body": body, "Remark": "x.bin"}))
+        .send()
+        .expect("put");
+    assert_eq!(up.status(), 413);
+    assert!(up.text().expect("text").contains("PUT /api/v1/Blob/raw"));
+
+    // Eight callers at once read a blob at the limit; two at a time are served.
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| {
+                let answer = client.get(format!("{}/api/v1/Blob/{fits}", running.base)).send().expect("get");
+                assert_eq!(answer.status(), 200);
+                let blob = answer.json::<serde_json::Value>().expect("json");
+                assert_eq!(blob["data"]["size"], INLINE);
+            });
+        }
+    });
+    let grew = running.peak_rss().saturating_sub(baseline);
+    let (status, log) = running.terminate();
+    assert!(status.success(), "{log}");
+    // Each base64 reply holds about 3 to 4 times its blob: eight at once would take ~250 MiB.
+    assert!(grew < 128 << 20, "eight 8 MiB base64 downloads grew memory by {} MiB", grew >> 20);
 }

@@ -14,7 +14,7 @@ use wharf::model::actor::Actor;
 use wharf::model::blob::BlobRef;
 use wharf::model::limitation::Limitation;
 use wharf::model::node::NodeRecord;
-use wharf::store::{BlobUpload, ContentSource, NodePatch, Store};
+use wharf::store::{BlobUpload, NodePatch, Store};
 
 /// Container tests share two cores: one at a time keeps their timings meaningful.
 pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -65,6 +65,9 @@ impl Rig {
             unhealthy_after: 2,
             max_attempts: 3,
             log_tail_lines: 20,
+            // Small caps, so that tests can go over them quickly.
+            max_outputs: 500,
+            max_outputs_size: 64 << 20,
             ..ExecutorConfig::default()
         };
         let membership = wharf::engine::Membership::new(&config, "test");
@@ -115,7 +118,7 @@ impl Rig {
 
     pub async fn blob(&self, name: &str, bytes: &[u8]) -> BlobRef {
         let upload = BlobUpload { name: name.into(), remark: String::new(), time_stamp: 0 };
-        let blob = self.store.put_blob(&upload, ContentSource::Bytes(bytes), 1 << 20).await.expect("store blob");
+        let blob = self.store.put_blob(&upload, bytes, 1 << 20).await.expect("store blob");
         BlobRef { id: blob.id, name: name.into(), tag: None }
     }
 
@@ -133,6 +136,10 @@ impl Rig {
 
     pub async fn run(&self, job: &ActorJob) -> ActorReport {
         self.executor.run(job, &CancellationToken::new()).await
+    }
+
+    pub async fn run_cancellable(&self, job: &ActorJob, cancel: &CancellationToken) -> ActorReport {
+        self.executor.run(job, cancel).await
     }
 
     /// Containers of this rig's service on `engine`.
