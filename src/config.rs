@@ -142,6 +142,12 @@ pub struct ExecutorConfig {
     pub max_outputs: u32,
     /// Most bytes all of one actor's outputs may hold together.
     pub max_outputs_size: u64,
+    /// Runs one warm container serves before it is replaced by a new one.
+    pub warm_max_runs: u32,
+    /// Seconds a warm container may wait for its instance's next run before it is removed.
+    pub warm_idle_secs: u64,
+    /// Bytes of the in-memory file system that holds a warm container's run directories.
+    pub warm_disk_size: u64,
 }
 
 /// The service's default container limits; a state machine's or instance's override them.
@@ -309,6 +315,9 @@ impl Default for ExecutorConfig {
             log_tail_lines: 20,
             max_outputs: 1000,
             max_outputs_size: 256 << 20,
+            warm_max_runs: 100,
+            warm_idle_secs: 30,
+            warm_disk_size: 256 << 20,
         }
     }
 }

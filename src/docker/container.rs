@@ -113,10 +113,10 @@ pub struct ContainerOutcome {
 
 /// JoyOI's `/workdir/return.json`.
 #[derive(serde::Deserialize)]
-struct ReturnFile {
+pub(super) struct ReturnFile {
     #[serde(alias = "outputs", default)]
     #[serde(rename = "Outputs")]
-    outputs: Vec<String>,
+    pub(super) outputs: Vec<String>,
 }
 
 const MAX_LOG_TAIL: usize = 4096;
@@ -126,32 +126,7 @@ impl DockerClient {
     pub async fn create_container(&self, spec: &ContainerSpec) -> Result<String, DockerError> {
         let limits = &spec.limits;
         let shebang = spec.script.starts_with("#!");
-        let host_config = HostConfig {
-            memory: Some(limits.memory),
-            memory_swap: Some(limits.memory_swap),
-            cpu_period: Some(limits.cpu_period),
-            cpu_quota: Some(limits.cpu_quota),
-            pids_limit: Some(limits.pids),
-            ulimits: Some(
-                limits
-                    .ulimits
-                    .iter()
-                    .map(|(name, value)| ResourcesUlimits {
-                        name: Some(name.clone()),
-                        soft: Some(*value),
-                        hard: Some(*value),
-                    })
-                    .collect(),
-            ),
-            network_mode: (!limits.enable_network).then(|| "none".to_owned()),
-            cap_drop: Some(vec!["ALL".into()]),
-            security_opt: Some(vec!["no-new-privileges".into()]),
-            log_config: Some(HostConfigLogConfig {
-                typ: Some("json-file".into()),
-                config: Some(HashMap::from([("max-size".into(), "1m".into()), ("max-file".into(), "1".into())])),
-            }),
-            ..Default::default()
-        };
+        let host_config = host_config(limits);
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             entrypoint: Some(if shebang {
@@ -408,5 +383,35 @@ impl DockerClient {
             text = format!("…{}", &text[cut..]);
         }
         text.trim_end().to_owned()
+    }
+}
+
+/// The isolation and limits every actor container gets, fresh or warm.
+pub(super) fn host_config(limits: &Limits) -> HostConfig {
+    HostConfig {
+        memory: Some(limits.memory),
+        memory_swap: Some(limits.memory_swap),
+        cpu_period: Some(limits.cpu_period),
+        cpu_quota: Some(limits.cpu_quota),
+        pids_limit: Some(limits.pids),
+        ulimits: Some(
+            limits
+                .ulimits
+                .iter()
+                .map(|(name, value)| ResourcesUlimits {
+                    name: Some(name.clone()),
+                    soft: Some(*value),
+                    hard: Some(*value),
+                })
+                .collect(),
+        ),
+        network_mode: (!limits.enable_network).then(|| "none".to_owned()),
+        cap_drop: Some(vec!["ALL".into()]),
+        security_opt: Some(vec!["no-new-privileges".into()]),
+        log_config: Some(HostConfigLogConfig {
+            typ: Some("json-file".into()),
+            config: Some(HashMap::from([("max-size".into(), "1m".into()), ("max-file".into(), "1".into())])),
+        }),
+        ..Default::default()
     }
 }

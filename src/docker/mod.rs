@@ -4,10 +4,12 @@
 
 mod archive;
 pub(crate) mod container;
+mod exec;
 mod image;
 mod outputs;
 
 pub use container::{ContainerOutcome, ContainerSpec, ContentStream, InputContent, InputFile, Limits, Timings};
+pub use exec::{FIRST_RUN_UID, WarmRun};
 pub use outputs::OutputSink;
 
 use std::collections::HashMap;
