@@ -65,7 +65,7 @@ impl DockerClient {
             image: Some(spec.image.clone()),
             entrypoint: Some(vec!["/bin/sh".into(), "-c".into(), "exec sleep 2147483647".into()]),
             cmd: Some(vec![]),
-            working_dir: Some(RUNS.into()),
+            working_dir: Some("/".into()),
             user: Some(format!("{0}:{0}", archive::ACTOR_UID)),
             env: Some(vec!["PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin".into()]),
             labels: Some(spec.labels.clone()),
@@ -74,10 +74,8 @@ impl DockerClient {
             ..Default::default()
         };
         let options = CreateContainerOptionsBuilder::default().name(&spec.name).build();
-        let created =
-            self.call("creating a warm container", self.docker.create_container(Some(options), body)).await?;
-        if let Err(err) = self.call("starting a warm container", self.docker.start_container(&created.id, None)).await
-        {
+        let created = self.call("creating a warm container", self.docker.create_container(Some(options), body)).await?;
+        if let Err(err) = self.call("starting a warm container", self.docker.start_container(&created.id, None)).await {
             let _ = self.remove_container(&created.id).await;
             return Err(err);
         }
@@ -98,11 +96,12 @@ impl DockerClient {
         let user = format!("{uid}:{uid}");
         let dir = format!("{RUNS}/{uid}");
         let mut timings = Timings::default();
-        let broken = |doing: &'static str, message: String| DockerError::Broken { node: self.node.clone(), doing, message };
+        let broken =
+            |doing: &'static str, message: String| DockerError::Broken { node: self.node.clone(), doing, message };
 
         let clock = Instant::now();
-        let tar = archive::inputs_archive(&spec.script, &spec.inputs)
-            .map_err(|e| broken("packing inputs", e.to_string()))?;
+        let tar =
+            archive::inputs_archive(&spec.script, &spec.inputs).map_err(|e| broken("packing inputs", e.to_string()))?;
         let body = if spec.script.starts_with("#!") { "\"$D/actor/run\"" } else { "/bin/sh \"$D/actor/run\"" };
         let script = format!(
             r#"umask 077; D={dir}
@@ -138,9 +137,17 @@ exit 0"#
                     Ok(LogOutput::StdOut { message }) if stdout.len() <= RETURN_LIMIT + 64 => {
                         stdout.extend_from_slice(&message)
                     }
-                    Ok(LogOutput::StdErr { message }) if stderr.len() < MAX_LOG_TAIL => stderr.extend_from_slice(&message),
+                    Ok(LogOutput::StdErr { message }) if stderr.len() < MAX_LOG_TAIL => {
+                        stderr.extend_from_slice(&message)
+                    }
                     Ok(_) => {}
-                    Err(source) => return Err(DockerError::Engine { node: self.node.clone(), doing: "running a warm run", source }),
+                    Err(source) => {
+                        return Err(DockerError::Engine {
+                            node: self.node.clone(),
+                            doing: "running a warm run",
+                            source,
+                        });
+                    }
                 }
             }
             Ok((stdout, stderr))
@@ -267,8 +274,11 @@ exit 0"#
         } else if !wanted.is_empty() {
             let stream = outputs::archive_stream(tokio_stream_of(rx));
             let deadline = Instant::now() + limit + self.call_timeout;
-            let wanted =
-                outputs::Wanted { names: wanted, file_limit: spec.limits.output_limit, total_limit: spec.max_outputs_size };
+            let wanted = outputs::Wanted {
+                names: wanted,
+                file_limit: spec.limits.output_limit,
+                total_limit: spec.max_outputs_size,
+            };
             let found = outputs::collect(&self.node, stream, wanted, sink, cancel, deadline).await?;
             outcome.outputs = found.files;
             outcome.missing = found.missing;

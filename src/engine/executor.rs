@@ -115,7 +115,15 @@ enum AttemptError {
 
 impl Executor {
     pub fn new(store: Store, pool: NodePool, limits: LimitsConfig, chunk_size: u64, metrics: Metrics) -> Executor {
-        Executor { store, pool, limits: Arc::new(limits), chunk_size, images: Arc::default(), metrics, warm: WarmPool::default() }
+        Executor {
+            store,
+            pool,
+            limits: Arc::new(limits),
+            chunk_size,
+            images: Arc::default(),
+            metrics,
+            warm: WarmPool::default(),
+        }
     }
 
     pub fn pool(&self) -> &NodePool {

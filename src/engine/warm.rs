@@ -224,7 +224,13 @@ impl Executor {
         Err(format!("gave up after {} nodes failed; last: {last_error}", config.max_attempts))
     }
 
-    fn warm_spec(&self, job: &ActorJob, image: &str, inputs: Vec<InputFile>, limits: &crate::docker::Limits) -> ContainerSpec {
+    fn warm_spec(
+        &self,
+        job: &ActorJob,
+        image: &str,
+        inputs: Vec<InputFile>,
+        limits: &crate::docker::Limits,
+    ) -> ContainerSpec {
         let config = self.pool().config();
         ContainerSpec {
             name: format!("wharf-warm-{}-{}", job.actor.name, &Uuid::new_v4().simple().to_string()[..12]),
