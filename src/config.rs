@@ -142,6 +142,9 @@ pub struct ExecutorConfig {
     pub max_outputs: u32,
     /// Most bytes all of one actor's outputs may hold together.
     pub max_outputs_size: u64,
+    /// Bytes of each actor's stdout and stderr kept (the tail), served by
+    /// `GET /StateMachineInstance/{id}/logs`.
+    pub log_max_bytes: u64,
     /// Runs one warm container serves before it is replaced by a new one.
     pub warm_max_runs: u32,
     /// Seconds a warm container may wait for its instance's next run before it is removed.
@@ -315,6 +318,7 @@ impl Default for ExecutorConfig {
             log_tail_lines: 20,
             max_outputs: 1000,
             max_outputs_size: 256 << 20,
+            log_max_bytes: 1 << 20,
             warm_max_runs: 100,
             warm_idle_secs: 30,
             warm_disk_size: 256 << 20,
@@ -437,6 +441,7 @@ impl Config {
             ("executor.engine_timeout_secs", self.executor.engine_timeout_secs),
             ("executor.unhealthy_after", u64::from(self.executor.unhealthy_after)),
             ("executor.max_attempts", u64::from(self.executor.max_attempts)),
+            ("executor.log_max_bytes", self.executor.log_max_bytes),
             ("limits.cpu_period", self.limits.cpu_period),
             ("limits.cpu_quota", self.limits.cpu_quota),
             ("limits.pids_limit", self.limits.pids_limit),

@@ -5,9 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
-use crate::model::limitation::Limitation;
+use crate::model::actor::ActorFile;
 use crate::store::{ActorFields, StateMachineFields, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -18,17 +16,6 @@ pub enum DefinitionError {
     Invalid { path: PathBuf, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// An actor file.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ActorFile {
-    body: String,
-    #[serde(default)]
-    outputs: Vec<String>,
-    image: Option<String>,
-    limitation: Option<Limitation>,
 }
 
 /// What was loaded.
@@ -68,7 +55,7 @@ pub async fn load(store: &Store, dir: &Path) -> Result<Loaded, DefinitionError> 
     let mut actors = Vec::new();
     for (name, path) in files(&dir.join("actors"), "toml")? {
         crate::model::validate_name(&name).map_err(|m| invalid(&path, m))?;
-        let file: ActorFile = toml::from_str(&read(&path)?).map_err(|e| invalid(&path, e.to_string()))?;
+        let file = ActorFile::parse(&read(&path)?).map_err(|m| invalid(&path, m))?;
         if let Some(limitation) = &file.limitation {
             limitation.validate("limitation").map_err(|m| invalid(&path, m))?;
         }

@@ -3,15 +3,21 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use wharf::cli::{Cli, Command};
+use wharf::cli::Command;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     wharf::install_crypto_provider();
-    let cli = Cli::parse();
+    let cli = wharf::cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        wharf::cli::die_quietly_on_closed_pipe();
+    }
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Completion(args) => {
+            args.print();
+            Ok(())
+        }
         command => wharf::cli::run_client(&cli.global, command).await.map_err(anyhow::Error::from),
     };
     match result {

@@ -1,186 +1,52 @@
-//! Metrics in the Prometheus text exposition format (version 0.0.4), without a metrics crate:
-//! counters and gauges on atomics, histograms with fixed buckets behind a `std` mutex, grouped
-//! in families by label values. `Metrics` is the service's cheap-to-clone handle on the series
-//! it records as things happen; series read at scrape time (instances, nodes) are built by the
-//! `/metrics` route in families of its own and written with the same encoder.
-//! *Invariant:* knows nothing of HTTP, the database or Docker.
+//! The series the service records as things happen, on `prometheus-client` (registry, metric
+//! types, OpenMetrics text). `Metrics` is the service's cheap-to-clone handle; series read at
+//! scrape time (instances, nodes, the queue) are registered by the `/metrics` route in a
+//! registry of its own and written into the same text.
+//! *Invariant:* knows nothing of HTTP, the database or Docker; label values are bounded sets
+//! (route templates, node names, fixed words), never raw paths or ids.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+use std::time::Duration;
 
-/// The `Content-Type` of the text format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::{Registry, Unit};
 
-/// Upper bounds (seconds) of the actor duration buckets: from a trivial actor to a long build.
-pub const ACTOR_BUCKETS: &[f64] = &[0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
+/// The `Content-Type` of the OpenMetrics text format, which Prometheus reads.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Upper bounds (seconds) of actor time buckets: from a trivial actor to a long build.
+pub const ACTOR_BUCKETS: [f64; 10] = [0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
+/// Upper bounds (seconds) of queue wait buckets: from a free slot to a long backlog.
+pub const QUEUE_BUCKETS: [f64; 10] = [0.005, 0.05, 0.25, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0];
 /// Upper bounds (seconds) of the HTTP request duration buckets.
-pub const HTTP_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+pub const HTTP_BUCKETS: [f64; 13] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
-/// A value that only goes up.
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
+/// Label names with their values, in the order they are written.
+pub type Labels<const N: usize> = [(&'static str, String); N];
+/// A gauge holding a count.
+pub type CountGauge = Gauge;
+type Histograms<const N: usize> = Family<Labels<N>, Histogram, fn() -> Histogram>;
 
-impl Counter {
-    pub fn inc(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
+fn actor_histogram() -> Histogram {
+    Histogram::new(ACTOR_BUCKETS)
 }
 
-/// A value that is set to what it is now.
-#[derive(Debug, Default)]
-pub struct Gauge(AtomicU64);
-
-impl Gauge {
-    pub fn set(&self, value: f64) {
-        self.0.store(value.to_bits(), Ordering::Relaxed);
-    }
-
-    pub fn get(&self) -> f64 {
-        f64::from_bits(self.0.load(Ordering::Relaxed))
-    }
+fn queue_histogram() -> Histogram {
+    Histogram::new(QUEUE_BUCKETS)
 }
 
-/// Observations counted in fixed buckets, with their sum.
-#[derive(Debug)]
-pub struct Histogram {
-    bounds: &'static [f64],
-    /// One lock for all fields, so that a scrape never sees a count without its bucket.
-    state: Mutex<HistogramState>,
+fn http_histogram() -> Histogram {
+    Histogram::new(HTTP_BUCKETS)
 }
 
-#[derive(Debug, Clone, PartialEq)]
-struct HistogramState {
-    /// Observations per bucket (not cumulative); the last one is above every bound.
-    buckets: Vec<u64>,
-    sum: f64,
-    count: u64,
-}
-
-impl Histogram {
-    /// A histogram over `bounds`, which must ascend.
-    pub fn new(bounds: &'static [f64]) -> Histogram {
-        debug_assert!(bounds.windows(2).all(|w| w[0] < w[1]), "bucket bounds ascend");
-        let state = HistogramState { buckets: vec![0; bounds.len() + 1], sum: 0.0, count: 0 };
-        Histogram { bounds, state: Mutex::new(state) }
-    }
-
-    pub fn observe(&self, value: f64) {
-        // A value is in the first bucket whose upper bound it does not exceed (`le`).
-        let index = self.bounds.partition_point(|bound| *bound < value);
-        let mut state = self.lock();
-        state.buckets[index] += 1;
-        state.sum += value;
-        state.count += 1;
-    }
-
-    fn lock(&self) -> MutexGuard<'_, HistogramState> {
-        // Plain numbers: a panic elsewhere cannot leave them half-written in a way that matters.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-/// What a family holds per set of label values, and how it is written.
-pub trait Metric: Send + Sync {
-    const TYPE: &'static str;
-    fn make(bounds: &'static [f64]) -> Self;
-    /// Writes this metric's samples; `labels` is the already-escaped `name="value"` list.
-    fn encode(&self, name: &str, labels: &str, out: &mut String);
-}
-
-impl Metric for Counter {
-    const TYPE: &'static str = "counter";
-    fn make(_: &'static [f64]) -> Self {
-        Counter::default()
-    }
-    fn encode(&self, name: &str, labels: &str, out: &mut String) {
-        sample(out, name, "", labels, "", self.get() as f64);
-    }
-}
-
-impl Metric for Gauge {
-    const TYPE: &'static str = "gauge";
-    fn make(_: &'static [f64]) -> Self {
-        Gauge::default()
-    }
-    fn encode(&self, name: &str, labels: &str, out: &mut String) {
-        sample(out, name, "", labels, "", self.get());
-    }
-}
-
-impl Metric for Histogram {
-    const TYPE: &'static str = "histogram";
-    fn make(bounds: &'static [f64]) -> Self {
-        Histogram::new(bounds)
-    }
-    fn encode(&self, name: &str, labels: &str, out: &mut String) {
-        let state = self.lock().clone();
-        let sep = if labels.is_empty() { "" } else { "," };
-        let mut cumulative = 0;
-        for (bound, count) in self.bounds.iter().zip(&state.buckets) {
-            cumulative += count;
-            sample(out, name, "_bucket", labels, &format!("{sep}le=\"{}\"", number(*bound)), cumulative as f64);
-        }
-        sample(out, name, "_bucket", labels, &format!("{sep}le=\"+Inf\""), state.count as f64);
-        sample(out, name, "_sum", labels, "", state.sum);
-        sample(out, name, "_count", labels, "", state.count as f64);
-    }
-}
-
-/// One metric name: its help, its label names, and one metric per set of label values.
-pub struct Family<M, const N: usize> {
-    name: &'static str,
-    help: &'static str,
-    labels: [&'static str; N],
-    bounds: &'static [f64],
-    children: Mutex<BTreeMap<[String; N], Arc<M>>>,
-}
-
-impl<M: Metric, const N: usize> Family<M, N> {
-    pub fn new(name: &'static str, help: &'static str, labels: [&'static str; N]) -> Self {
-        Self::with_buckets(name, help, labels, &[])
-    }
-
-    /// A family of histograms over `bounds`.
-    pub fn with_buckets(
-        name: &'static str,
-        help: &'static str,
-        labels: [&'static str; N],
-        bounds: &'static [f64],
-    ) -> Self {
-        Family { name, help, labels, bounds, children: Mutex::new(BTreeMap::new()) }
-    }
-
-    /// The metric for these label values, created at zero the first time.
-    pub fn with(&self, values: [&str; N]) -> Arc<M> {
-        let key = values.map(str::to_owned);
-        let mut children = self.children.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        children.entry(key).or_insert_with(|| Arc::new(M::make(self.bounds))).clone()
-    }
-
-    /// Writes `# HELP`, `# TYPE` and every sample, ordered by label values.
-    pub fn encode(&self, out: &mut String) {
-        let _ = writeln!(out, "# HELP {} {}", self.name, escape_help(self.help));
-        let _ = writeln!(out, "# TYPE {} {}", self.name, M::TYPE);
-        let children: Vec<([String; N], Arc<M>)> = {
-            let children = self.children.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            children.iter().map(|(key, metric)| (key.clone(), metric.clone())).collect()
-        };
-        for (values, metric) in children {
-            let labels: Vec<String> = self
-                .labels
-                .iter()
-                .zip(&values)
-                .map(|(label, value)| format!("{label}=\"{}\"", escape_label_value(value)))
-                .collect();
-            metric.encode(self.name, &labels.join(","), out);
-        }
-    }
+/// `[("name", "value"), …]` as label pairs.
+pub fn labels<const N: usize>(pairs: [(&'static str, &str); N]) -> Labels<N> {
+    pairs.map(|(name, value)| (name, value.to_owned()))
 }
 
 /// How a callback delivery try ended.
@@ -206,17 +72,43 @@ impl CallbackOutcome {
     }
 }
 
+/// How loading an image onto a node that lacked it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageLoad {
+    /// Copied from another node.
+    Copied,
+    /// The copy failed.
+    Failed,
+    /// No reachable node had the image.
+    Unavailable,
+}
+
+impl ImageLoad {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageLoad::Copied => "copied",
+            ImageLoad::Failed => "failed",
+            ImageLoad::Unavailable => "unavailable",
+        }
+    }
+}
+
 /// The series the service records as things happen. Cheap to clone; clones share the series.
 #[derive(Clone)]
 pub struct Metrics {
-    shared: Arc<Registry>,
+    shared: Arc<Series>,
 }
 
-struct Registry {
-    actor_duration: Family<Histogram, 1>,
-    callback_deliveries: Family<Counter, 1>,
-    http_duration: Family<Histogram, 2>,
-    http_requests: Family<Counter, 3>,
+struct Series {
+    registry: Registry,
+    actor_duration: Histograms<1>,
+    actor_queue_wait: Histogram,
+    actor_run: Histograms<1>,
+    callback_deliveries: Family<Labels<1>, Counter>,
+    engine_errors: Family<Labels<2>, Counter>,
+    image_loads: Family<Labels<2>, Counter>,
+    http_duration: Histograms<2>,
+    http_requests: Family<Labels<3>, Counter>,
 }
 
 impl Default for Metrics {
@@ -227,220 +119,165 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let registry = Registry {
-            actor_duration: Family::with_buckets(
-                "wharf_actor_duration_seconds",
-                "Time from an actor's start (including waiting for a node) to its end, by how it ended.",
-                ["status"],
-                ACTOR_BUCKETS,
-            ),
-            callback_deliveries: Family::new(
-                "wharf_callback_deliveries_total",
-                "Callback delivery tries by outcome: delivered, failed_attempt (to be retried) or given_up.",
-                ["outcome"],
-            ),
-            http_duration: Family::with_buckets(
-                "wharf_http_request_duration_seconds",
-                "Time to answer an HTTP request (until the response head), by method and route template.",
-                ["method", "route"],
-                HTTP_BUCKETS,
-            ),
-            http_requests: Family::new(
-                "wharf_http_requests_total",
-                "HTTP requests answered, by method, route template and status code.",
-                ["method", "route", "status"],
-            ),
+        let mut registry = Registry::with_prefix("wharf");
+        let series = Series {
+            actor_duration: Family::new_with_constructor(actor_histogram as fn() -> Histogram),
+            actor_queue_wait: queue_histogram(),
+            actor_run: Family::new_with_constructor(actor_histogram as fn() -> Histogram),
+            callback_deliveries: Family::default(),
+            engine_errors: Family::default(),
+            image_loads: Family::default(),
+            http_duration: Family::new_with_constructor(http_histogram as fn() -> Histogram),
+            http_requests: Family::default(),
+            registry: Registry::default(),
         };
+        registry.register(
+            "build",
+            "The running build: its version",
+            Info::new([("version", env!("CARGO_PKG_VERSION").to_owned())]),
+        );
+        registry.register_with_unit(
+            "actor_duration",
+            "Time from an actor's start (including waiting for a node) to its end, by how it ended",
+            Unit::Seconds,
+            series.actor_duration.clone(),
+        );
+        registry.register_with_unit(
+            "actor_queue_wait",
+            "Time an actor waited for a slot on a node (every attempt's wait, added up)",
+            Unit::Seconds,
+            series.actor_queue_wait.clone(),
+        );
+        registry.register_with_unit(
+            "actor_run",
+            "Time an actor held a node's slot (image, container, copying files), by how it ended",
+            Unit::Seconds,
+            series.actor_run.clone(),
+        );
+        registry.register(
+            "callback_deliveries",
+            "Callback delivery tries by outcome: delivered, failed_attempt (to be retried) or given_up",
+            series.callback_deliveries.clone(),
+        );
+        registry.register(
+            "engine_errors",
+            "Docker engine calls that failed, by node and operation",
+            series.engine_errors.clone(),
+        );
+        registry.register(
+            "image_loads",
+            "Images loaded onto a node that lacked them, by node and outcome: copied, failed or unavailable",
+            series.image_loads.clone(),
+        );
+        registry.register_with_unit(
+            "http_request_duration",
+            "Time to answer an HTTP request (until the response head), by method and route template",
+            Unit::Seconds,
+            series.http_duration.clone(),
+        );
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by method, route template and status code",
+            series.http_requests.clone(),
+        );
         // Series with a fixed set of label values are shown at zero from the start, so that
         // rates and alerts work before the first event.
         for status in ["Succeeded", "Failed", "Cancelled"] {
-            registry.actor_duration.with([status]);
+            let _ = series.actor_duration.get_or_create_owned(&labels([("status", status)]));
+            let _ = series.actor_run.get_or_create_owned(&labels([("status", status)]));
         }
         for outcome in CallbackOutcome::ALL {
-            registry.callback_deliveries.with([outcome.as_str()]);
+            let _ = series.callback_deliveries.get_or_create_owned(&labels([("outcome", outcome.as_str())]));
         }
-        Metrics { shared: Arc::new(registry) }
+        Metrics { shared: Arc::new(Series { registry, ..series }) }
     }
 
-    /// An actor ended with `status` (`Succeeded`, `Failed`, `Cancelled`) after `seconds`.
-    pub fn actor_ended(&self, status: &str, seconds: f64) {
-        self.shared.actor_duration.with([status]).observe(seconds);
+    /// An actor ended with `status` (`Succeeded`, `Failed`, `Cancelled`) after `total`, of
+    /// which it spent `queued` waiting for a slot.
+    pub fn actor_ended(&self, status: &str, total: Duration, queued: Duration) {
+        let status = labels([("status", status)]);
+        self.shared.actor_duration.get_or_create(&status).observe(total.as_secs_f64());
+        self.shared.actor_queue_wait.observe(queued.as_secs_f64());
+        self.shared.actor_run.get_or_create(&status).observe(total.saturating_sub(queued).as_secs_f64());
     }
 
     pub fn callback_delivery(&self, outcome: CallbackOutcome) {
-        self.shared.callback_deliveries.with([outcome.as_str()]).inc();
+        self.shared.callback_deliveries.get_or_create(&labels([("outcome", outcome.as_str())])).inc();
+    }
+
+    /// A call to `node`'s engine failed while doing `operation` (a fixed phrase of the
+    /// Docker layer, such as `creating a container`).
+    pub fn engine_error(&self, node: &str, operation: &str) {
+        self.shared.engine_errors.get_or_create(&labels([("node", node), ("operation", operation)])).inc();
+    }
+
+    pub fn image_load(&self, node: &str, outcome: ImageLoad) {
+        self.shared.image_loads.get_or_create(&labels([("node", node), ("outcome", outcome.as_str())])).inc();
     }
 
     /// A request was answered. `route` must be a route template or a fixed word, never a raw
     /// path: every distinct value is a series kept for the life of the process.
     pub fn http_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        self.shared.http_duration.with([method, route]).observe(seconds);
-        self.shared.http_requests.with([method, route, &status.to_string()]).inc();
+        self.shared.http_duration.get_or_create(&labels([("method", method), ("route", route)])).observe(seconds);
+        let key = labels([("method", method), ("route", route), ("status", &status.to_string())]);
+        self.shared.http_requests.get_or_create(&key).inc();
     }
 
-    /// Writes every series this handle records.
-    pub fn encode(&self, out: &mut String) {
-        let registry = &self.shared;
-        registry.actor_duration.encode(out);
-        registry.callback_deliveries.encode(out);
-        registry.http_duration.encode(out);
-        registry.http_requests.encode(out);
+    /// The OpenMetrics text of these series and of `scraped` (series read at scrape time,
+    /// registered without a prefix), ended by `# EOF`.
+    pub fn encode(&self, scraped: &Registry) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode_registry(&mut text, scraped);
+        let _ = encode_registry(&mut text, &self.shared.registry);
+        let _ = encode_eof(&mut text);
+        text
     }
-}
-
-/// Writes one sample line: `name{labels} value`.
-fn sample(out: &mut String, name: &str, suffix: &str, labels: &str, extra: &str, value: f64) {
-    if labels.is_empty() && extra.is_empty() {
-        let _ = writeln!(out, "{name}{suffix} {}", number(value));
-    } else {
-        let _ = writeln!(out, "{name}{suffix}{{{labels}{extra}}} {}", number(value));
-    }
-}
-
-/// A number as the format spells it: `+Inf`, `-Inf`, `NaN`, or Rust's shortest exact decimal.
-fn number(value: f64) -> String {
-    if value.is_nan() {
-        "NaN".into()
-    } else if value == f64::INFINITY {
-        "+Inf".into()
-    } else if value == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        value.to_string()
-    }
-}
-
-/// Label values escape backslash, double quote and line feed.
-fn escape_label_value(value: &str) -> String {
-    let mut escaped = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => escaped.push_str("\\\\"),
-            '"' => escaped.push_str("\\\""),
-            '\n' => escaped.push_str("\\n"),
-            c => escaped.push(c),
-        }
-    }
-    escaped
-}
-
-/// Help texts escape backslash and line feed.
-fn escape_help(help: &str) -> String {
-    help.replace('\\', "\\\\").replace('\n', "\\n")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn encoded<M: Metric, const N: usize>(family: &Family<M, N>) -> String {
-        let mut out = String::new();
-        family.encode(&mut out);
-        out
-    }
-
-    #[test]
-    fn label_values_and_help_are_escaped() {
-        let family: Family<Gauge, 2> = Family::new("wharf_test", "A help with \\ and\na new line.", ["node", "other"]);
-        family.with(["a\"b\\c\nd", "plain"]).set(1.0);
-        assert_eq!(
-            encoded(&family),
-            "# HELP wharf_test A help with \\\\ and\\na new line.\n\
-             # TYPE wharf_test gauge\n\
-             wharf_test{node=\"a\\\"b\\\\c\\nd\",other=\"plain\"} 1\n"
-        );
-    }
-
-    #[test]
-    fn counters_and_gauges() {
-        let counter: Family<Counter, 1> = Family::new("wharf_things_total", "Things.", ["kind"]);
-        counter.with(["b"]).inc();
-        counter.with(["a"]).inc();
-        counter.with(["b"]).inc();
-        assert_eq!(
-            encoded(&counter),
-            "# HELP wharf_things_total Things.\n# TYPE wharf_things_total counter\n\
-             wharf_things_total{kind=\"a\"} 1\nwharf_things_total{kind=\"b\"} 2\n"
-        );
-
-        let gauge: Family<Gauge, 0> = Family::new("wharf_level", "Level.", []);
-        assert_eq!(encoded(&gauge), "# HELP wharf_level Level.\n# TYPE wharf_level gauge\n", "no sample until set");
-        gauge.with([]).set(0.5);
-        gauge.with([]).set(-3.0);
-        assert_eq!(encoded(&gauge), "# HELP wharf_level Level.\n# TYPE wharf_level gauge\nwharf_level -3\n");
-    }
-
-    #[test]
-    fn histogram_buckets_are_cumulative_with_sum_and_count() {
-        let family: Family<Histogram, 1> =
-            Family::with_buckets("wharf_wait_seconds", "Waits.", ["status"], &[0.5, 1.0, 2.5]);
-        let histogram = family.with(["ok"]);
-        // On a bound counts in that bucket (`le`); past the last bound only in +Inf.
-        for value in [0.25, 0.5, 0.75, 1.0, 2.0, 7.0] {
-            histogram.observe(value);
-        }
-        assert_eq!(
-            encoded(&family),
-            "# HELP wharf_wait_seconds Waits.\n\
-             # TYPE wharf_wait_seconds histogram\n\
-             wharf_wait_seconds_bucket{status=\"ok\",le=\"0.5\"} 2\n\
-             wharf_wait_seconds_bucket{status=\"ok\",le=\"1\"} 4\n\
-             wharf_wait_seconds_bucket{status=\"ok\",le=\"2.5\"} 5\n\
-             wharf_wait_seconds_bucket{status=\"ok\",le=\"+Inf\"} 6\n\
-             wharf_wait_seconds_sum{status=\"ok\"} 11.5\n\
-             wharf_wait_seconds_count{status=\"ok\"} 6\n"
-        );
-
-        let bare: Family<Histogram, 0> = Family::with_buckets("wharf_bare", "Bare.", [], &[1.0]);
-        bare.with([]).observe(3.0);
-        assert_eq!(
-            encoded(&bare),
-            "# HELP wharf_bare Bare.\n# TYPE wharf_bare histogram\n\
-             wharf_bare_bucket{le=\"1\"} 0\nwharf_bare_bucket{le=\"+Inf\"} 1\nwharf_bare_sum 3\nwharf_bare_count 1\n"
-        );
-    }
-
-    #[test]
-    fn numbers() {
-        let check = |value: f64, expected: &str| assert_eq!(number(value), expected, "{value}");
-        check(0.0, "0");
-        check(42.0, "42");
-        check(0.001, "0.001");
-        check(1e21, "1000000000000000000000");
-        check(f64::INFINITY, "+Inf");
-        check(f64::NEG_INFINITY, "-Inf");
-        check(f64::NAN, "NaN");
+    fn line<'a>(text: &'a str, series: &str) -> Option<&'a str> {
+        text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
     }
 
     #[test]
     fn service_series_start_at_zero_and_count() {
         let metrics = Metrics::new();
-        let clone = metrics.clone();
-        clone.callback_delivery(CallbackOutcome::Delivered);
-        clone.actor_ended("Succeeded", 0.3);
-        clone.http_request("GET", "/api/v1/Actor/{name}", 404, 0.002);
-        let mut out = String::new();
-        metrics.encode(&mut out);
-        for line in [
-            "wharf_callback_deliveries_total{outcome=\"delivered\"} 1",
-            "wharf_callback_deliveries_total{outcome=\"failed_attempt\"} 0",
-            "wharf_callback_deliveries_total{outcome=\"given_up\"} 0",
-            "wharf_actor_duration_seconds_bucket{status=\"Succeeded\",le=\"0.25\"} 0",
-            "wharf_actor_duration_seconds_bucket{status=\"Succeeded\",le=\"0.5\"} 1",
-            "wharf_actor_duration_seconds_count{status=\"Failed\"} 0",
-            "wharf_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/Actor/{name}\",le=\"0.0025\"} 1",
-            "wharf_http_requests_total{method=\"GET\",route=\"/api/v1/Actor/{name}\",status=\"404\"} 1",
-        ] {
-            assert!(out.lines().any(|l| l == line), "`{line}` in:\n{out}");
-        }
-        for name in [
-            "wharf_actor_duration_seconds",
-            "wharf_callback_deliveries_total",
-            "wharf_http_request_duration_seconds",
-            "wharf_http_requests_total",
-        ] {
-            assert_eq!(out.matches(&format!("# TYPE {name} ")).count(), 1, "{name} typed once");
-            assert_eq!(out.matches(&format!("# HELP {name} ")).count(), 1, "{name} described once");
-        }
+        let text = metrics.encode(&Registry::default());
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        assert!(text.contains("wharf_build_info{version=\"") && text.contains("\"} 1\n"), "{text}");
+        assert_eq!(line(&text, "wharf_actor_duration_seconds_count{status=\"Failed\"}"), Some("0"), "{text}");
+        assert_eq!(line(&text, "wharf_callback_deliveries_total{outcome=\"given_up\"}"), Some("0"));
+
+        metrics.actor_ended("Failed", Duration::from_millis(3500), Duration::from_millis(500));
+        metrics.engine_error("box", "creating a container");
+        metrics.image_load("box", ImageLoad::Copied);
+        metrics.http_request("GET", "/api/v1/Actor/{name}", 404, 0.002);
+        let text = metrics.encode(&Registry::default());
+        assert_eq!(line(&text, "wharf_actor_run_seconds_sum{status=\"Failed\"}"), Some("3.0"), "{text}");
+        assert_eq!(line(&text, "wharf_actor_queue_wait_seconds_sum"), Some("0.5"), "{text}");
+        assert_eq!(line(&text, "wharf_actor_duration_seconds_bucket{le=\"2.5\",status=\"Failed\"}"), Some("0"));
+        assert_eq!(line(&text, "wharf_actor_duration_seconds_bucket{le=\"5.0\",status=\"Failed\"}"), Some("1"));
+        assert_eq!(
+            line(&text, "wharf_engine_errors_total{node=\"box\",operation=\"creating a container\"}"),
+            Some("1"),
+            "{text}"
+        );
+        assert_eq!(line(&text, "wharf_image_loads_total{node=\"box\",outcome=\"copied\"}"), Some("1"));
+        assert_eq!(
+            line(&text, "wharf_http_requests_total{method=\"GET\",route=\"/api/v1/Actor/{name}\",status=\"404\"}"),
+            Some("1")
+        );
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let metrics = Metrics::new();
+        metrics.engine_error("a\"b\\c\nd", "x");
+        let text = metrics.encode(&Registry::default());
+        assert!(text.contains("node=\"a\\\"b\\\\c\\nd\""), "{text}");
     }
 }

@@ -79,7 +79,11 @@ pub async fn run(
         crate::definitions::load(&store, definitions).await?
     };
     if !loaded.actors.is_empty() || !loaded.state_machines.is_empty() {
-        tracing::info!(actors = ?loaded.actors, state_machines = ?loaded.state_machines, "definitions loaded");
+        tracing::info!(
+            actors = %loaded.actors.join(","),
+            state_machines = %loaded.state_machines.join(","),
+            "definitions loaded"
+        );
     }
     let access = access::Access {
         tokens: config.auth.tokens.clone(),
@@ -154,7 +158,7 @@ pub async fn run(
     };
     let app = api::app(state, access).into_make_service_with_connect_info::<SocketAddr>();
     let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!(address = %local, scheme, client_certificates, database = ?store.backend(), "wharf is listening");
+    tracing::info!(address = %local, scheme, client_certificates, database = store.backend().as_str(), "wharf is listening");
 
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let stopping = async move {

@@ -3,7 +3,9 @@
 //! ([`TcpProxy::cut`]) and come back ([`TcpProxy::restore`]) on the same port.
 //!
 //! A cut closes every open connection at once and stops listening, so new connections are
-//! refused (`ECONNREFUSED`): a node that is gone, not one that hangs.
+//! refused (`ECONNREFUSED`): a node that is gone. A freeze ([`TcpProxy::freeze`]) keeps every
+//! connection open and accepts new ones but forwards nothing more: a node that hangs, as an
+//! engine stopped with SIGSTOP does. A cut ends a freeze.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -30,6 +32,8 @@ pub struct TcpProxy {
 #[derive(Debug)]
 struct Serving {
     cancel: CancellationToken,
+    /// Cancelled to freeze the proxy.
+    frozen: CancellationToken,
     accepting: JoinHandle<()>,
     connections: TaskTracker,
 }
@@ -75,6 +79,14 @@ impl TcpProxy {
         serving.connections.wait().await;
     }
 
+    /// Stops forwarding, leaving every connection open and accepting new ones that get no
+    /// answer, until the proxy is cut.
+    pub fn freeze(&self) {
+        if let Some(serving) = self.lock().as_ref() {
+            serving.frozen.cancel();
+        }
+    }
+
     /// Listens again on the same port. Restoring a proxy that is not cut does nothing.
     /// Fails if something else took the port in between.
     pub async fn restore(&self) -> io::Result<()> {
@@ -88,9 +100,11 @@ impl TcpProxy {
 
     fn serve(&self, listener: TcpListener) {
         let cancel = CancellationToken::new();
+        let frozen = CancellationToken::new();
         let connections = TaskTracker::new();
-        let accepting = tokio::spawn(accept(listener, self.target.clone(), cancel.clone(), connections.clone()));
-        let previous = self.lock().replace(Serving { cancel, accepting, connections });
+        let accepting =
+            tokio::spawn(accept(listener, self.target.clone(), cancel.clone(), frozen.clone(), connections.clone()));
+        let previous = self.lock().replace(Serving { cancel, frozen, accepting, connections });
         if let Some(previous) = previous {
             // Two concurrent restores: only one bind can succeed, but stay tidy anyway.
             previous.cancel.cancel();
@@ -112,7 +126,13 @@ impl Drop for TcpProxy {
 }
 
 /// Accepts connections until cancelled, each forwarded by its own task.
-async fn accept(listener: TcpListener, target: PathBuf, cancel: CancellationToken, connections: TaskTracker) {
+async fn accept(
+    listener: TcpListener,
+    target: PathBuf,
+    cancel: CancellationToken,
+    frozen: CancellationToken,
+    connections: TaskTracker,
+) {
     loop {
         let accepted = tokio::select! {
             () = cancel.cancelled() => return,
@@ -120,7 +140,7 @@ async fn accept(listener: TcpListener, target: PathBuf, cancel: CancellationToke
         };
         match accepted {
             Ok((client, _)) => {
-                connections.spawn(forward(client, target.clone(), cancel.clone()));
+                connections.spawn(forward(client, target.clone(), cancel.clone(), frozen.clone()));
             }
             Err(err) => {
                 // E.g. out of file descriptors: say so and keep serving.
@@ -132,9 +152,14 @@ async fn accept(listener: TcpListener, target: PathBuf, cancel: CancellationToke
 }
 
 /// Copies bytes both ways between `client` and the engine until either side closes or the
-/// proxy is cut; then drops both streams, which closes them.
-async fn forward(mut client: TcpStream, target: PathBuf, cancel: CancellationToken) {
+/// proxy is cut; then drops both streams, which closes them. Frozen, it holds both open and
+/// copies nothing until the cut.
+async fn forward(mut client: TcpStream, target: PathBuf, cancel: CancellationToken, frozen: CancellationToken) {
     let _ = client.set_nodelay(true);
+    if frozen.is_cancelled() {
+        cancel.cancelled().await;
+        return;
+    }
     let mut engine = tokio::select! {
         () = cancel.cancelled() => return,
         engine = UnixStream::connect(&target) => match engine {
@@ -147,6 +172,7 @@ async fn forward(mut client: TcpStream, target: PathBuf, cancel: CancellationTok
     };
     tokio::select! {
         () = cancel.cancelled() => {}
+        () = frozen.cancelled() => cancel.cancelled().await,
         _ = copy_bidirectional(&mut client, &mut engine) => {}
     }
 }

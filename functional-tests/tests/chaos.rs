@@ -17,7 +17,7 @@ use bollard::query_parameters::ListContainersOptionsBuilder;
 use functional_tests::{Engine, count_labelled};
 use reqwest::Method;
 use serde_json::{Value, json};
-use service::{Api, Service, config};
+use service::{Api, Service, binary, config};
 use sqlx::Connection;
 
 const CAPACITY: u32 = 3;
@@ -54,14 +54,6 @@ impl Database {
             let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
         }
     }
-}
-
-fn binary() -> std::path::PathBuf {
-    let target =
-        std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").into());
-    let path = std::path::Path::new(&target).join("debug/wharf");
-    assert!(path.exists(), "{} is missing: build it first (cargo build)", path.display());
-    path
 }
 
 /// One service process: the real binary on its own port and config file.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use functional_tests::{Engine, count_labelled};
 use reqwest::Method;
 use serde_json::json;
-use service::{Api, Receiver, Service, config};
+use service::{Api, Receiver, Service, binary, config};
 
 const CRASHY: &str = r#"
 set_stage("First");
@@ -31,13 +31,16 @@ async fn put_definitions(api: &Api) {
     api.ok(Method::PUT, "/api/v1/StateMachine", Some(json!({"name": "crashy", "body": CRASHY}))).await;
 }
 
-/// The `wharf` binary of this workspace, built by `cargo test --workspace` or `cargo build`.
-fn binary() -> std::path::PathBuf {
-    let target =
-        std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").into());
-    let path = std::path::Path::new(&target).join("debug/wharf");
-    assert!(path.exists(), "{} is missing: build it first (cargo build)", path.display());
-    path
+/// The config file of a binary service of deployment `service` on `primary`, on a free
+/// loopback port, and an API client for it.
+fn binary_config(dir: &std::path::Path, service: &str, primary: &Engine) -> (std::path::PathBuf, Api) {
+    let mut settings = config(dir, service, &[("one", &primary.address)]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    settings.server.bind = format!("127.0.0.1:{port}");
+    settings.server.definitions = String::new();
+    let config_file = dir.join("wharf.toml");
+    std::fs::write(&config_file, toml::to_string(&settings).expect("toml")).expect("write config");
+    (config_file, Api::new(format!("http://127.0.0.1:{port}")))
 }
 
 fn spawn(config_file: &std::path::Path) -> Child {
@@ -70,13 +73,7 @@ async fn kill_9_mid_run_loses_nothing_recorded() {
     let Some(primary) = Engine::primary_or_skip().await else { return };
     let dir = tempfile::tempdir().expect("dir");
     let service_name = format!("crash-{}", std::process::id());
-    let mut settings = config(dir.path(), &service_name, &[("one", &primary.address)]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    settings.server.bind = format!("127.0.0.1:{port}");
-    settings.server.definitions = String::new();
-    let config_file = dir.path().join("wharf.toml");
-    std::fs::write(&config_file, toml::to_string(&settings).expect("toml")).expect("write config");
-    let api = Api::new(format!("http://127.0.0.1:{port}"));
+    let (config_file, api) = binary_config(dir.path(), &service_name, &primary);
 
     let mut first = spawn(&config_file);
     wait_listening(&api).await;
@@ -134,14 +131,7 @@ async fn kill_9_mid_run_loses_nothing_recorded() {
 async fn an_actor_that_ended_before_a_crash_is_not_run_again() {
     let Some(primary) = Engine::primary_or_skip().await else { return };
     let dir = tempfile::tempdir().expect("dir");
-    let service_name = format!("pair-{}", std::process::id());
-    let mut settings = config(dir.path(), &service_name, &[("one", &primary.address)]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    settings.server.bind = format!("127.0.0.1:{port}");
-    settings.server.definitions = String::new();
-    let config_file = dir.path().join("wharf.toml");
-    std::fs::write(&config_file, toml::to_string(&settings).expect("toml")).expect("write config");
-    let api = Api::new(format!("http://127.0.0.1:{port}"));
+    let (config_file, api) = binary_config(dir.path(), &format!("pair-{}", std::process::id()), &primary);
 
     let mut first = spawn(&config_file);
     wait_listening(&api).await;

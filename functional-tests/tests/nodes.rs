@@ -1,6 +1,7 @@
 //! Scheduling over two real nodes: an image is loaded onto a node that lacks it, work spreads
 //! over both, priorities order the queue when every slot is busy, and a node that vanishes
-//! mid-run sends its work to the other one, which leaves nothing behind once it is back.
+//! or hangs mid-run sends its work to the other one, which leaves nothing behind once it is
+//! back.
 
 mod common;
 
@@ -142,5 +143,46 @@ async fn a_node_that_vanishes_mid_run_sends_its_work_elsewhere() {
     // Back again: it heals, and the container it lost is removed.
     proxy.restore().await.expect("restore");
     rig.wait_health("flaky", "healthy").await;
+    rig.finish(&[&primary, &second]).await;
+}
+
+#[tokio::test]
+async fn a_node_that_stops_answering_has_its_actors_moved_within_30_s() {
+    let Some((primary, second)) = two_engines().await else { return };
+    let _serial = SERIAL.lock().await;
+    let proxy = TcpProxy::start(&primary.socket).await.expect("proxy");
+    let rig = Rig::start(&[
+        NodeSpec { name: "frozen", address: proxy.url(), capacity: 2 },
+        NodeSpec { name: "second", address: second.address.clone(), capacity: 2 },
+    ])
+    .await;
+    warm_second(&rig, "frozen").await;
+    rig.set_drained("second", true).await;
+    let work = job(actor("patient", "sleep 3; echo done > out.txt", &["out.txt"]), vec![], None);
+    let running = tokio::spawn({
+        let executor = rig.executor.clone();
+        async move { executor.run(&work, &Default::default()).await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while rig.running("frozen") < 1 {
+        assert!(Instant::now() < deadline, "the actor never started on the node");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    rig.set_drained("second", false).await;
+    // The engine hangs: connections stay open, nothing answers.
+    proxy.freeze();
+    let frozen_at = Instant::now();
+    let report = running.await.expect("join");
+    let moved_after = frozen_at.elapsed();
+    assert_eq!(report.status, ActorStatus::Succeeded, "{report:?}");
+    assert_eq!(report.node.as_deref(), Some("second"), "it finished on the other node");
+    // Moved within 30 s, plus the 3 s the actor takes on the other node.
+    assert!(moved_after < Duration::from_secs(33), "the actor moved {moved_after:?} after the node hung");
+    println!("a hung node's actor finished elsewhere {moved_after:?} after the hang");
+    assert_eq!(rig.health("frozen"), "unhealthy");
+    proxy.cut().await;
+    proxy.restore().await.expect("restore");
+    rig.wait_health("frozen", "healthy").await;
     rig.finish(&[&primary, &second]).await;
 }

@@ -10,8 +10,10 @@ mod extract;
 mod graph;
 mod health;
 mod instances;
+mod logs;
 mod metrics;
 mod nodes;
+mod openapi;
 mod route_case;
 mod state_machines;
 
@@ -72,7 +74,7 @@ impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
-            "bearer",
+            openapi::BEARER,
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
     }
@@ -86,6 +88,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(blobs::router())
         .merge(instances::router())
         .merge(graph::router())
+        .merge(logs::router())
         .merge(nodes::router())
         .merge(health::router())
         .merge(metrics::router())
@@ -95,6 +98,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 /// The whole application: routes, docs, access checks, envelope fallbacks.
 pub fn app(state: AppState, access: access::Access) -> Router {
     let (routes, openapi) = routes();
+    let openapi = openapi::for_service(openapi, !access.tokens.is_empty());
     let route_case = route_case::RouteCase::new(openapi.paths.paths.keys().map(String::as_str));
     let max_json_body = usize::try_from(state.config.server.max_json_body).unwrap_or(usize::MAX);
     let metrics = state.metrics.clone();

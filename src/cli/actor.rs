@@ -13,9 +13,13 @@ pub enum ActorCommand {
     /// List actors.
     List,
     /// Show one actor.
-    Get { name: String },
+    Get {
+        /// The actor's name.
+        name: String,
+    },
     /// Store an actor from a file: TOML (body, outputs, image, limitation) or a script.
     Put {
+        /// A `.toml` file (body, outputs, image, limitation), or any other file as the script.
         file: PathBuf,
         /// The actor's name [default: the file name without extension].
         #[arg(long)]
@@ -28,7 +32,10 @@ pub enum ActorCommand {
         image: Option<String>,
     },
     /// Delete an actor.
-    Rm { name: String },
+    Rm {
+        /// The actor's name.
+        name: String,
+    },
 }
 
 pub async fn run(client: &Client, json: bool, command: ActorCommand) -> Result<(), CliError> {
@@ -55,8 +62,9 @@ pub async fn run(client: &Client, json: bool, command: ActorCommand) -> Result<(
             let name = name_of(name, &file)?;
             let text = read_file(&file)?;
             let mut body = if file.extension().is_some_and(|e| e == "toml") {
-                let parsed: toml::Value = toml::from_str(&text)
-                    .map_err(|e| CliError::File { path: file.display().to_string(), message: e.to_string() })?;
+                let refused = |message: String| CliError::File { path: file.display().to_string(), message };
+                crate::model::actor::ActorFile::parse(&text).map_err(refused)?;
+                let parsed: toml::Value = toml::from_str(&text).map_err(|e| refused(e.to_string()))?;
                 serde_json::to_value(parsed).unwrap_or_default()
             } else {
                 json!({"body": text, "outputs": outputs, "image": image})

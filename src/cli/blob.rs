@@ -12,6 +12,7 @@ use super::{list, print_json, table};
 pub enum BlobCommand {
     /// Upload a file; prints its blob id.
     Put {
+        /// The file to upload.
         file: PathBuf,
         /// The blob's name [default: the file's name].
         #[arg(long)]
@@ -19,6 +20,7 @@ pub enum BlobCommand {
     },
     /// Write a blob's content to a file (`-o`) or to standard output.
     Get {
+        /// The blob's id (a UUID).
         id: String,
         /// Where to write the content.
         #[arg(short, long)]
@@ -26,8 +28,10 @@ pub enum BlobCommand {
     },
     /// List blobs, newest first.
     List {
+        /// The page to show, from 1.
         #[arg(long, default_value_t = 1)]
         page: u32,
+        /// Blobs per page, 1 to 1000.
         #[arg(long, default_value_t = 50)]
         page_size: u32,
     },

@@ -1,4 +1,4 @@
-//! `wharf instance list|get|cancel|rm|rerun|graph`.
+//! `wharf instance list|get|cancel|rm|rerun|graph|logs|wait|watch`.
 
 use clap::Subcommand;
 use serde_json::{Value, json};
@@ -16,27 +16,69 @@ pub enum InstanceCommand {
         /// Queued, Running, Succeeded, Failed or Cancelled.
         #[arg(long)]
         status: Option<String>,
+        /// Only instances at this stage.
         #[arg(long)]
         stage: Option<String>,
+        /// The page to show, from 1.
         #[arg(long, default_value_t = 1)]
         page: u32,
+        /// Instances per page, 1 to 1000.
         #[arg(long, default_value_t = 20)]
         page_size: u32,
     },
     /// Show an instance: status, actors, result.
-    Get { id: String },
+    Get {
+        /// The instance's id.
+        id: String,
+    },
     /// Stop an instance; its containers are killed.
-    Cancel { id: String },
+    Cancel {
+        /// The instance's id.
+        id: String,
+    },
     /// Remove an ended instance with its history.
-    Rm { id: String },
+    Rm {
+        /// The instance's id.
+        id: String,
+    },
     /// Run an instance again from a stage; what came before is kept.
     Rerun {
+        /// The instance's id.
         id: String,
+        /// The stage to run again from, as `set_stage` named it.
         #[arg(long)]
         stage: String,
     },
     /// Print an instance's dataflow as Graphviz DOT (`| dot -Tsvg > graph.svg`).
-    Graph { id: String },
+    Graph {
+        /// The instance's id.
+        id: String,
+    },
+    /// Print what its actors wrote to stdout and stderr, line by line, in order.
+    Logs {
+        /// The instance's id.
+        id: String,
+        /// Only this actor's runs.
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only runs with this tag (e.g. a test's input file).
+        #[arg(long)]
+        tag: Option<String>,
+        /// Keep printing as actors end, until the instance has ended.
+        #[arg(short = 'f', long)]
+        follow: bool,
+    },
+    /// Wait quietly until an instance ends, then show it; exits 0 only when it succeeded.
+    Wait {
+        /// The instance's id.
+        id: String,
+    },
+    /// Follow an instance's progress until it ends, then show it; exits 0 only when it
+    /// succeeded.
+    Watch {
+        /// The instance's id.
+        id: String,
+    },
 }
 
 pub async fn run(client: &Client, json: bool, command: InstanceCommand) -> Result<(), CliError> {
@@ -101,6 +143,17 @@ pub async fn run(client: &Client, json: bool, command: InstanceCommand) -> Resul
         }
         InstanceCommand::Graph { id } => {
             print!("{}", client.get_text(&format!("/api/v1/StateMachineInstance/{}/graph", segment(&id))).await?);
+        }
+        InstanceCommand::Logs { id, actor, tag, follow } => {
+            super::logs::run(client, json, super::logs::LogsRequest { id, actor, tag, follow }).await?;
+        }
+        InstanceCommand::Wait { id } => {
+            let instance = super::run::follow(client, &id, true).await?;
+            super::run::report(&instance, &id, json)?;
+        }
+        InstanceCommand::Watch { id } => {
+            let instance = super::run::follow(client, &id, json).await?;
+            super::run::report(&instance, &id, json)?;
         }
     }
     Ok(())

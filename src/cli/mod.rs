@@ -5,7 +5,9 @@
 mod actor;
 mod blob;
 mod client;
+mod completion;
 mod instance;
+mod logs;
 mod node;
 mod run;
 mod serve;
@@ -13,11 +15,13 @@ mod state_machine;
 mod table;
 
 pub use client::{CliError, Client};
+pub use completion::CompletionArgs;
 pub use serve::ServeArgs;
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(name = "wharf", version, about = "A Docker-orchestrating distributed executor")]
@@ -73,6 +77,50 @@ pub enum Command {
     Instance(instance::InstanceCommand),
     /// Start a state machine on local files, and optionally wait for its end.
     Run(run::RunArgs),
+    /// Print a shell completion script: `wharf completion bash > /etc/bash_completion.d/wharf`.
+    Completion(CompletionArgs),
+}
+
+/// Commands that are not clients of a service, so the client flags are neither shown nor
+/// taken there.
+const LOCAL_COMMANDS: [&str; 2] = ["serve", "completion"];
+
+/// The command line. The client flags are global, so they go before or after a client
+/// command; `serve` and `completion` get hidden copies instead, which keep them out of their
+/// help and let `parse` refuse them there.
+pub fn command() -> clap::Command {
+    let top = Cli::command();
+    let client_flags: Vec<clap::Arg> = top.get_arguments().filter(|a| a.is_global_set()).cloned().collect();
+    LOCAL_COMMANDS.iter().fold(top, |top, name| {
+        top.mut_subcommand(name, |local| {
+            client_flags.iter().fold(local, |local, flag| local.arg(flag.clone().global(false).hide(true)))
+        })
+    })
+}
+
+/// Parses the process's arguments; exits with clap's message on a usage error, as
+/// `Cli::parse` does, and on a client flag given to `serve` or `completion`.
+pub fn parse() -> Cli {
+    let mut command = command();
+    let matches = command.clone().get_matches();
+    if let Some((name, local)) = matches.subcommand()
+        && LOCAL_COMMANDS.contains(&name)
+    {
+        let given = command
+            .get_arguments()
+            .filter(|a| a.is_global_set())
+            .find(|a| local.value_source(a.get_id().as_str()) == Some(ValueSource::CommandLine));
+        if let Some(flag) = given {
+            let flag = flag.get_long().unwrap_or_else(|| flag.get_id().as_str());
+            command
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!("--{flag} is for client commands; `wharf {name}` does not take it"),
+                )
+                .exit();
+        }
+    }
+    Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.format(&mut command).exit())
 }
 
 /// Runs a client command. `serve` is handled by the binary.
@@ -80,7 +128,9 @@ pub async fn run_client(global: &Global, command: Command) -> Result<(), CliErro
     let tls = client::TlsFiles { cacert: global.cacert.clone(), cert: global.cert.clone(), key: global.key.clone() };
     let client = Client::new(&global.server, global.token.clone(), &tls)?;
     match command {
-        Command::Serve(_) => Err(CliError::Usage("serve is not a client command".into())),
+        Command::Serve(_) | Command::Completion(_) => {
+            Err(CliError::Usage("serve and completion are not client commands".into()))
+        }
         Command::Actor(command) => actor::run(&client, global.json, command).await,
         Command::StateMachine(command) => state_machine::run(&client, global.json, command).await,
         Command::Blob(command) => blob::run(&client, global.json, command).await,
@@ -154,4 +204,39 @@ async fn remove_named(client: &Client, json: bool, kind: &str, word: &str, name:
         println!("{word} {name} deleted");
     }
     Ok(())
+}
+
+/// Lets a client command end as `cat` does when its reader goes away (`wharf blob list |
+/// head -2`): quietly, by SIGPIPE. Rust ignores the signal by default, which turns the next
+/// `println!` into a panic. The service keeps ignoring it: sockets report a closed peer as an
+/// error (they are written with `MSG_NOSIGNAL`), and the service handles errors.
+pub fn die_quietly_on_closed_pipe() {
+    // SAFETY: restores the signal's default disposition; no handler, so no Rust code runs
+    // in signal context.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every flag and argument of every command says what it is for.
+    #[test]
+    fn every_argument_has_help() {
+        fn undocumented(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments().filter(|a| !a.is_hide_set()) {
+                if arg.get_help().is_none() && !matches!(arg.get_id().as_str(), "help" | "version") {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                undocumented(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        let mut command = super::command();
+        command.build();
+        undocumented(&command, "wharf", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:#?}");
+    }
 }

@@ -6,7 +6,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::client::{CliError, Client, segment};
-use super::{list, print_json, table};
+use super::{print_json, table};
 
 #[derive(Debug, Subcommand)]
 pub enum NodeCommand {
@@ -14,55 +14,91 @@ pub enum NodeCommand {
     List,
     /// Register a Docker engine as a node.
     Add {
+        /// The node's name: letters, digits, `.`, `_` and `-`.
         name: String,
         /// unix:///var/run/docker.sock, tcp://host:2375 or https://host:2376.
         address: String,
+        /// Most actors it runs at once, 1 to 1024 [default: 8].
         #[arg(long)]
         capacity: Option<u32>,
+        /// The image actors run in when they name none [default: wharf/actor:latest].
         #[arg(long)]
         image: Option<String>,
         /// CA, client certificate and key files (on the service's host) for https://.
         #[arg(long, requires_all = ["cert", "key"])]
         ca: Option<PathBuf>,
+        /// Client certificate file (PEM, on the service's host), with --ca and --key.
         #[arg(long)]
         cert: Option<PathBuf>,
+        /// Private key file of --cert (PEM, on the service's host).
         #[arg(long)]
         key: Option<PathBuf>,
     },
     /// Stop giving a node new work (`--undo` to give it work again).
     Drain {
+        /// The node's name.
         name: String,
+        /// Give the node work again.
         #[arg(long)]
         undo: bool,
     },
     /// Remove a node.
-    Rm { name: String },
+    Rm {
+        /// The node's name.
+        name: String,
+    },
 }
 
 pub async fn run(client: &Client, json: bool, command: NodeCommand) -> Result<(), CliError> {
     let (what, data) = match command {
         NodeCommand::List => {
-            list(
-                client,
-                json,
-                "/api/v1/DockerNode/All",
-                &["NAME", "HEALTH", "RUNNING", "ADDRESS", "LAST ERROR"],
-                |n| {
+            let nodes = client.get("/api/v1/DockerNode/All").await?;
+            if json {
+                print_json(&nodes);
+                return Ok(());
+            }
+            let nodes = nodes.as_array().cloned().unwrap_or_default();
+            let rows = nodes
+                .iter()
+                .map(|n| {
                     let health = if n["nodeInfo"]["drained"] == true {
                         format!("{} (drained)", table::cell(&n["health"]))
                     } else {
                         table::cell(&n["health"])
+                    };
+                    let image = match n["imagePresent"].as_bool() {
+                        Some(true) => table::cell(&n["nodeInfo"]["image"]),
+                        Some(false) => format!("{} (missing)", table::cell(&n["nodeInfo"]["image"])),
+                        None => format!("{} (?)", table::cell(&n["nodeInfo"]["image"])),
                     };
                     vec![
                         table::cell(&n["name"]),
                         health,
                         format!("{}/{}", table::cell(&n["runningJobs"]), table::cell(&n["nodeInfo"]["capacity"])),
                         table::cell(&n["nodeInfo"]["address"]),
+                        image,
                         table::cell(&n["lastError"]),
                     ]
-                },
-            )
-            .await?;
+                })
+                .collect();
+            table::print(&["NAME", "HEALTH", "RUNNING", "ADDRESS", "IMAGE", "LAST ERROR"], rows);
+            for node in &nodes {
+                for job in node["runningJobDescriptions"].as_array().into_iter().flatten() {
+                    println!("{}: {}", table::cell(&node["name"]), job.as_str().unwrap_or_default());
+                }
+            }
+            let waiting = client.get("/api/v1/DockerNode/WaitingTasks").await?;
+            let by_priority: Vec<String> = waiting
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(priority, count)| format!("priority {priority}: {count}"))
+                .collect();
+            if by_priority.is_empty() {
+                println!("queued actors: none");
+            } else {
+                println!("queued actors: {}", by_priority.join(", "));
+            }
             return Ok(());
         }
         NodeCommand::Add { name, address, capacity, image, ca, cert, key } => {

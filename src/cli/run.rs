@@ -79,10 +79,15 @@ pub async fn run(client: &Client, json: bool, args: RunArgs) -> Result<(), CliEr
     if let Some(dir) = &args.output {
         fetch_outputs(client, &instance, dir, json).await?;
     }
+    report(&instance, &id, json)
+}
+
+/// Prints an ended instance; an error (a non-zero exit) unless it succeeded.
+pub(super) fn report(instance: &Value, id: &str, json: bool) -> Result<(), CliError> {
     if json {
-        print_json(&instance);
+        print_json(instance);
     } else {
-        describe(&instance);
+        describe(instance);
     }
     match instance["state"].as_str() {
         Some("Succeeded") => Ok(()),
@@ -94,8 +99,8 @@ pub async fn run(client: &Client, json: bool, args: RunArgs) -> Result<(), CliEr
     }
 }
 
-/// Polls until the instance ends, showing progress on standard error.
-async fn follow(client: &Client, id: &str, quiet: bool) -> Result<Value, CliError> {
+/// Polls until the instance ends, showing progress on standard error unless `quiet`.
+pub(super) async fn follow(client: &Client, id: &str, quiet: bool) -> Result<Value, CliError> {
     let clock = Instant::now();
     let live = std::io::stderr().is_terminal();
     let mut last = String::new();

@@ -13,17 +13,24 @@ pub enum StateMachineCommand {
     /// List state machines.
     List,
     /// Show one state machine with its script.
-    Get { name: String },
+    Get {
+        /// The state machine's name.
+        name: String,
+    },
     /// Store a state machine from a Rhai script file (refused, with line and column, if it
     /// does not compile).
     Put {
+        /// The Rhai script file.
         file: PathBuf,
         /// Its name [default: the file name without extension].
         #[arg(long)]
         name: Option<String>,
     },
     /// Delete a state machine.
-    Rm { name: String },
+    Rm {
+        /// The state machine's name.
+        name: String,
+    },
 }
 
 pub async fn run(client: &Client, json: bool, command: StateMachineCommand) -> Result<(), CliError> {
@@ -48,7 +55,14 @@ pub async fn run(client: &Client, json: bool, command: StateMachineCommand) -> R
         StateMachineCommand::Put { file, name } => {
             let name = name_of(name, &file)?;
             let body = json!({"name": name, "body": read_file(&file)?});
-            put_named(client, json, "StateMachine", "state machine", &name, body).await?;
+            // The service names the field it refused; the user knows the script by its file.
+            put_named(client, json, "StateMachine", "state machine", &name, body).await.map_err(|err| match err {
+                CliError::Api(message) if message.starts_with("field `body`: ") => CliError::File {
+                    path: file.display().to_string(),
+                    message: message.trim_start_matches("field `body`: ").to_owned(),
+                },
+                other => other,
+            })?;
         }
         StateMachineCommand::Rm { name } => remove_named(client, json, "StateMachine", "state machine", &name).await?,
     }

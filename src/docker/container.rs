@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, ResourcesUlimits};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder, KillContainerOptionsBuilder,
-    LogsOptionsBuilder, UploadToContainerOptionsBuilder,
+    UploadToContainerOptionsBuilder,
 };
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::archive::{self, Extracted};
 use super::outputs::{self, OutputSink};
 use super::{DockerClient, DockerError};
+use crate::model::log::ContainerLog;
 
 /// A stream of an input's bytes, made anew for each try (a retry on another node reads again).
 pub type ContentStream = futures::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>;
@@ -80,6 +81,8 @@ pub struct ContainerSpec {
     /// Most outputs (declared and listed) and most bytes of all of them together.
     pub max_outputs: usize,
     pub max_outputs_size: u64,
+    /// Bytes of the container's log kept (its tail).
+    pub log_max_bytes: u64,
 }
 
 /// Where the time of one container went.
@@ -108,6 +111,8 @@ pub struct ContainerOutcome {
     /// Why outputs were not all collected: too many, too large together, out of time.
     pub outputs_problem: Option<String>,
     pub log_tail: String,
+    /// Everything it printed, bounded by `log_max_bytes`.
+    pub log: ContainerLog,
     pub timings: Timings,
 }
 
@@ -126,7 +131,7 @@ impl DockerClient {
     pub async fn create_container(&self, spec: &ContainerSpec) -> Result<String, DockerError> {
         let limits = &spec.limits;
         let shebang = spec.script.starts_with("#!");
-        let host_config = host_config(limits);
+        let host_config = host_config(limits, spec.log_max_bytes);
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             entrypoint: Some(if shebang {
@@ -255,7 +260,8 @@ impl DockerClient {
         }
         let exit_code = exit_code.or(state.exit_code).unwrap_or(-1);
         let oom_killed = state.oom_killed.unwrap_or(false);
-        let log_tail = self.log_tail(id, spec.log_tail_lines).await;
+        let log = self.read_log(id, spec.log_max_bytes).await;
+        let log_tail = log.tail_text(spec.log_tail_lines, MAX_LOG_TAIL);
         let mut outcome = ContainerOutcome {
             container_id: id.to_owned(),
             exit_code,
@@ -267,6 +273,7 @@ impl DockerClient {
             too_large: Vec::new(),
             outputs_problem: None,
             log_tail,
+            log,
             timings: Timings::default(),
         };
         if !timed_out && !cancelled {
@@ -365,29 +372,10 @@ impl DockerClient {
             message: e.to_string(),
         })
     }
-
-    /// The last lines the container printed (stdout and stderr), at most 4 KiB.
-    async fn log_tail(&self, id: &str, lines: usize) -> String {
-        let options = LogsOptionsBuilder::default().stdout(true).stderr(true).tail(&lines.to_string()).build();
-        let mut stream = self.docker.logs(id, Some(options));
-        let mut text = String::new();
-        let read = async {
-            while let Some(Ok(chunk)) = stream.next().await {
-                text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
-            }
-        };
-        let _ = tokio::time::timeout(self.call_timeout, read).await;
-        if text.len() > MAX_LOG_TAIL {
-            let cut = text.len() - MAX_LOG_TAIL;
-            let cut = (cut..text.len()).find(|i| text.is_char_boundary(*i)).unwrap_or(text.len());
-            text = format!("…{}", &text[cut..]);
-        }
-        text.trim_end().to_owned()
-    }
 }
 
 /// The isolation and limits every actor container gets, fresh or warm.
-pub(super) fn host_config(limits: &Limits) -> HostConfig {
+pub(super) fn host_config(limits: &Limits, log_max_bytes: u64) -> HostConfig {
     HostConfig {
         memory: Some(limits.memory),
         memory_swap: Some(limits.memory_swap),
@@ -410,7 +398,11 @@ pub(super) fn host_config(limits: &Limits) -> HostConfig {
         security_opt: Some(vec!["no-new-privileges".into()]),
         log_config: Some(HostConfigLogConfig {
             typ: Some("json-file".into()),
-            config: Some(HashMap::from([("max-size".into(), "1m".into()), ("max-file".into(), "1".into())])),
+            config: Some(HashMap::from([
+                // JSON escaping at least doubles what the log keeps.
+                ("max-size".into(), log_max_bytes.saturating_mul(2).max(1 << 20).to_string()),
+                ("max-file".into(), "1".into()),
+            ])),
         }),
         ..Default::default()
     }

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::container::{self, ContainerOutcome, ContainerSpec, Timings};
 use super::outputs::{self, OutputSink};
 use super::{DockerClient, DockerError, archive};
+use crate::model::log::{ContainerLog, LogLine, LogStream};
 
 /// Where run directories live: a tmpfs, the only writable place of a warm container.
 const RUNS: &str = "/runs";
@@ -56,7 +57,7 @@ impl DockerClient {
     /// limits, labels and isolation as a fresh one, a read-only root file system, a tmpfs of
     /// `disk_size` bytes at `/runs`, and an init that reaps what runs leave. Returns its id.
     pub async fn start_warm_container(&self, spec: &ContainerSpec, disk_size: u64) -> Result<String, DockerError> {
-        let mut host_config = container::host_config(&spec.limits);
+        let mut host_config = container::host_config(&spec.limits, spec.log_max_bytes);
         host_config.readonly_rootfs = Some(true);
         host_config.init = Some(true);
         host_config.tmpfs =
@@ -182,6 +183,7 @@ exit 0"#
             too_large: Vec::new(),
             outputs_problem: None,
             log_tail: String::new(),
+            log: ContainerLog::default(),
             timings: Timings::default(),
         };
         let Some((stdout, stderr, fed)) = said else {
@@ -230,10 +232,12 @@ exit 0"#
         }
         let too_many = wanted.len() > spec.max_outputs;
         let archive = if wanted.is_empty() || too_many { "" } else { "tar -cf - workdir" };
-        let lines = spec.log_tail_lines;
+        let keep = spec.log_max_bytes;
         let script = format!(
             r#"D={dir}; cd "$D" || exit 120
-tail -n {lines} log 2>/dev/null | tail -c {MAX_LOG_TAIL} >&2
+wc -c <log >&2 2>/dev/null || echo 0 >&2
+tail -c {keep} log >&2 2>/dev/null
+echo >&2
 {archive}
 cd / && rm -rf "$D"
 for d in /runs /dev/shm /dev/mqueue; do find "$d" -xdev -mindepth 1 -maxdepth 1 -user {uid} -exec rm -rf {{}} + 2>/dev/null; done
@@ -297,15 +301,13 @@ exit 0"#
             })?
             .map_err(|e| broken("cleaning a warm run", e.to_string()))??;
         let text = String::from_utf8_lossy(&stderr);
-        let (tail, leftover) = match text.find("@wharf-left ") {
+        let (tail, leftover) = match text.rfind("@wharf-left ") {
+            // The marker comes last; a run printing it only gets its container discarded.
             Some(at) => (&text[..at], Some(text[at + "@wharf-left ".len()..].trim().to_owned())),
             None => (&text[..], None),
         };
-        let mut log_tail = tail.trim_end().to_owned();
-        if log_tail.len() >= MAX_LOG_TAIL {
-            let cut = (1..log_tail.len()).find(|i| log_tail.is_char_boundary(*i)).unwrap_or(0);
-            log_tail = format!("…{}", &log_tail[cut..]);
-        }
+        outcome.log = run_log(tail, spec.log_max_bytes);
+        let mut log_tail = outcome.log.tail_text(spec.log_tail_lines, MAX_LOG_TAIL);
         log_tail.push_str(&outcome.log_tail);
         outcome.log_tail = log_tail;
         if let Some(path) = leftover {
@@ -356,9 +358,62 @@ exit 0"#
     }
 }
 
+/// A warm run's log from what the cleaning exec printed: the size of the run's log file, then
+/// its last `max_bytes`. Stdout and stderr share that file in the order they were written, so
+/// every line shows as stdout, without the engine's times.
+fn run_log(printed: &str, max_bytes: u64) -> ContainerLog {
+    let mut log = ContainerLog::default();
+    let (size, text) = printed.split_once('\n').unwrap_or((printed, ""));
+    let size: u64 = size.trim().parse().unwrap_or(0);
+    // `echo` after the tail ends the last line; a file that ended with one leaves an empty line.
+    let text = text.strip_suffix('\n').unwrap_or(text);
+    let text = text.strip_suffix('\n').unwrap_or(text);
+    if text.is_empty() {
+        return log;
+    }
+    let mut parts: Vec<&str> = text.split('\n').collect();
+    if size > max_bytes && parts.len() > 1 {
+        // The tail began inside a line: that part goes with the lines before it.
+        let cut = parts.remove(0);
+        log.dropped_bytes += (size - text.len() as u64) as i64 + cut.len() as i64;
+        log.dropped_lines += 1;
+    }
+    log.lines = parts
+        .into_iter()
+        .map(|line| LogLine {
+            time: String::new(),
+            stream: LogStream::Stdout,
+            text: line.strip_suffix('\r').unwrap_or(line).to_owned(),
+        })
+        .collect();
+    log.bound(max_bytes);
+    log
+}
+
 /// The receiving end of a channel as a stream.
 fn tokio_stream_of(
     mut rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_log;
+
+    #[test]
+    fn run_log_keeps_whole_lines_of_the_tail() {
+        let log = run_log("8\na\nbb\ncc\n\n", 100);
+        let texts: Vec<&str> = log.lines.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(texts, ["a", "bb", "cc"]);
+        assert_eq!(log.dropped_lines, 0);
+
+        let log = run_log("12\nb\ncc\n\n", 5);
+        let texts: Vec<&str> = log.lines.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(texts, ["cc"]);
+        assert_eq!(log.dropped_lines, 1);
+
+        assert!(run_log("0\n\n", 5).lines.is_empty());
+        assert!(run_log("", 5).lines.is_empty());
+    }
 }

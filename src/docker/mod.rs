@@ -6,6 +6,7 @@ mod archive;
 pub(crate) mod container;
 mod exec;
 mod image;
+mod logs;
 mod outputs;
 
 pub use container::{ContainerOutcome, ContainerSpec, ContentStream, InputContent, InputFile, Limits, Timings};
@@ -38,7 +39,11 @@ pub enum DockerError {
     Timeout { node: String, doing: &'static str, secs: u64 },
     #[error("node {node}: {doing}: {message}")]
     Broken { node: String, doing: &'static str, message: String },
-    #[error("image {image} is on no reachable node, so it cannot be loaded onto {node}")]
+    #[error(
+        "image {image} is on no reachable node, so it cannot be loaded onto node {node}; provide it on any node's \
+         engine (for wharf/actor:latest: `bash images/build.sh`; for wharf/full:latest: `bash images/build-full.sh`), \
+         or give the node or actor an image it has (`PATCH /api/v1/DockerNode/{node}` with `image`)"
+    )]
     ImageUnavailable { node: String, image: String },
 }
 

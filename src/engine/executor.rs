@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -21,12 +22,13 @@ use crate::docker::{
     ContainerOutcome, ContainerSpec, ContentStream, DockerError, InputContent, InputFile, LABEL_ACTOR, LABEL_INSTANCE,
     LABEL_PROCESS, LABEL_SERVICE, Timings,
 };
-use crate::metrics::Metrics;
+use crate::metrics::{ImageLoad, Metrics};
 use crate::model::actor::Actor;
 use crate::model::blob::BlobRef;
 use crate::model::limitation::Limitation;
+use crate::model::log::ContainerLog;
 use crate::model::now_millis;
-use crate::store::Store;
+use crate::store::{NewActorLog, Store};
 
 /// Exit status of a process killed for writing past its `fsize` ulimit (128 + SIGXFSZ).
 const SIGXFSZ_EXIT: i64 = 153;
@@ -163,24 +165,26 @@ impl Executor {
             Some(id) => tracing::info_span!("actor", actor = %job.actor.name, instance_id = %id),
             None => tracing::info_span!("actor", actor = %job.actor.name),
         };
+        let mut queued = Duration::ZERO;
         let result = if job.sandbox == Sandbox::Warm && !job.debug {
-            self.run_warm_attempts(job, cancel, &mut report).instrument(span.clone()).await
+            self.run_warm_attempts(job, cancel, &mut report, &mut queued).instrument(span.clone()).await
         } else {
-            self.run_attempts(job, cancel, &mut report).instrument(span.clone()).await
+            self.run_attempts(job, cancel, &mut report, &mut queued).instrument(span.clone()).await
         };
         let _in_span = span.enter();
         if let Err(message) = result {
             report.exception = Some(message);
         }
         report.end_time = now_millis();
-        let seconds = (report.end_time - report.start_time).max(0) as f64 / 1000.0;
-        self.metrics.actor_ended(report.status.as_str(), seconds);
-        tracing::info!(
-            status = report.status.as_str(),
-            node = ?report.node,
-            elapsed_ms = report.end_time - report.start_time,
-            "actor ended"
-        );
+        let total = Duration::from_millis(u64::try_from(report.end_time - report.start_time).unwrap_or(0));
+        self.metrics.actor_ended(report.status.as_str(), total, queued);
+        let (status, node, elapsed_ms) = (report.status.as_str(), report.node.as_deref(), total.as_millis() as u64);
+        if report.status == ActorStatus::Failed {
+            let error = report.exception.as_deref();
+            tracing::warn!(status, node, elapsed_ms, queued_ms = queued.as_millis() as u64, error, "actor failed");
+        } else {
+            tracing::info!(status, node, elapsed_ms, queued_ms = queued.as_millis() as u64, "actor ended");
+        }
         report
     }
 
@@ -189,6 +193,7 @@ impl Executor {
         job: &ActorJob,
         cancel: &CancellationToken,
         report: &mut ActorReport,
+        queued: &mut Duration,
     ) -> Result<(), String> {
         let inputs = self.load_inputs(&job.inputs).await?;
         let layers: Vec<Option<&Limitation>> =
@@ -198,17 +203,23 @@ impl Executor {
         let mut last_error = String::new();
         while report.attempts < max_attempts {
             report.attempts += 1;
-            let description = match job.instance_id {
-                Some(id) => format!("{} ({id})", job.actor.name),
-                None => job.actor.name.clone(),
-            };
+            let mut description = format!("actor={}", job.actor.name);
+            if let Some(tag) = &job.tag {
+                description.push_str(&format!(" tag={tag}"));
+            }
+            if let Some(id) = job.instance_id {
+                description.push_str(&format!(" instance={id}"));
+            }
+            let waiting = std::time::Instant::now();
             let lease = tokio::select! {
                 lease = self.pool.acquire(job.priority, description) => lease,
                 _ = cancel.cancelled() => {
+                    *queued += waiting.elapsed();
                     report.status = ActorStatus::Cancelled;
                     return Err("cancelled while waiting for a node".into());
                 }
             };
+            *queued += waiting.elapsed();
             report.node = Some(lease.node.clone());
             let spec = ContainerSpec {
                 name: format!("wharf-{}-{}", job.actor.name, &Uuid::new_v4().simple().to_string()[..12]),
@@ -227,10 +238,16 @@ impl Executor {
                 log_tail_lines: self.pool.config().log_tail_lines as usize,
                 max_outputs: self.pool.config().max_outputs as usize,
                 max_outputs_size: self.pool.config().max_outputs_size,
+                log_max_bytes: self.pool.config().log_max_bytes,
             };
             let mut outputs = StoredOutputs::new(self.store.clone(), self.chunk_size, &job.actor.name, job.tag.clone());
             match self.attempt(&lease, &spec, job.started.as_ref(), cancel, report, &mut outputs).await {
-                Ok(outcome) => return self.conclude(&spec, outcome, &outputs, report),
+                Ok(mut outcome) => {
+                    let log = std::mem::take(&mut outcome.log);
+                    let verdict = self.conclude(&spec, outcome, &outputs, report);
+                    self.save_log(job, report, &log).await;
+                    return verdict;
+                }
                 Err(AttemptError::Final(message)) => return Err(message),
                 Err(AttemptError::Node(err, container)) => {
                     tracing::warn!(node = %lease.node, actor = %job.actor.name, error = %err, "node failed; trying another");
@@ -252,6 +269,9 @@ impl Executor {
         outputs: &mut StoredOutputs,
     ) -> Result<ContainerOutcome, AttemptError> {
         let classify = |err: DockerError, container: Option<String>| {
+            if let Some(operation) = engine_operation(&err) {
+                self.metrics.engine_error(&lease.node, operation);
+            }
             if err.is_node_fault() { AttemptError::Node(err, container) } else { AttemptError::Final(err.to_string()) }
         };
         let span = tracing::info_span!("container", node = %lease.node, container = tracing::field::Empty);
@@ -261,6 +281,7 @@ impl Executor {
             let id = lease.client.create_container(spec).await.map_err(|e| classify(e, None))?;
             tracing::Span::current().record("container", id.as_str());
             report.container = Some(id.clone());
+            lease.started(&id);
             if let Some(notice) = started {
                 // The receiver only goes away with the instance's run, which no longer asks.
                 let _ = notice.to.send((notice.index, lease.node.clone(), id.clone()));
@@ -297,7 +318,10 @@ impl Executor {
             for source in self.pool.other_clients(&lease.node) {
                 match source.has_image(image).await {
                     Ok(true) => {
-                        lease.client.copy_image_from(&source, image).await?;
+                        let copy = lease.client.copy_image_from(&source, image).await;
+                        let outcome = if copy.is_ok() { ImageLoad::Copied } else { ImageLoad::Failed };
+                        self.metrics.image_load(&lease.node, outcome);
+                        copy?;
                         copied = true;
                         break;
                     }
@@ -306,11 +330,35 @@ impl Executor {
                 }
             }
             if !copied {
+                self.metrics.image_load(&lease.node, ImageLoad::Unavailable);
                 return Err(DockerError::ImageUnavailable { node: lease.node.clone(), image: image.to_owned() });
             }
         }
         *present = true;
         Ok(())
+    }
+
+    /// Keeps what the actor printed, for `GET /StateMachineInstance/{id}/logs`. A log that
+    /// cannot be stored is logged, not fatal: the actor's verdict stands.
+    pub(super) async fn save_log(&self, job: &ActorJob, report: &ActorReport, log: &ContainerLog) {
+        let (Some(instance_id), Some(node), Some(container)) = (job.instance_id, &report.node, &report.container)
+        else {
+            return;
+        };
+        let entry = NewActorLog {
+            instance_id,
+            actor: &job.actor.name,
+            tag: job.tag.as_deref(),
+            node,
+            container,
+            state: report.status.as_str(),
+            started_at: report.start_time,
+            ended_at: now_millis(),
+            log,
+        };
+        if let Err(err) = self.store.put_actor_log(&entry).await {
+            tracing::warn!(error = %err, "cannot store the actor's log");
+        }
     }
 
     /// The inputs as files whose bytes stream from the database chunk by chunk when uploaded.
@@ -380,5 +428,17 @@ impl Executor {
             Some(problem) if outcome.log_tail.is_empty() => Err(problem),
             Some(problem) => Err(format!("{problem}\n--- last lines of the log ---\n{}", outcome.log_tail)),
         }
+    }
+}
+
+/// What the engine was doing when `err` happened, as a metric label; `None` when no engine
+/// call failed (the image is on no node).
+fn engine_operation(err: &DockerError) -> Option<&'static str> {
+    match err {
+        DockerError::Connect { .. } => Some("connecting"),
+        DockerError::Engine { doing, .. } | DockerError::Timeout { doing, .. } | DockerError::Broken { doing, .. } => {
+            Some(doing)
+        }
+        DockerError::ImageUnavailable { .. } => None,
     }
 }

@@ -1,25 +1,13 @@
-//! HMAC-SHA256 (RFC 2104) over `sha2`, for the `X-Wharf-Signature` header of callbacks.
-//! Small enough to write out rather than add a crate for it.
+//! The `X-Wharf-Signature` header of callbacks: HMAC-SHA256 (RFC 2104) of the body, as hex.
 
-use sha2::{Digest, Sha256};
-
-/// SHA-256 works on 64-byte blocks; RFC 2104 pads or hashes the key to that size.
-const BLOCK: usize = 64;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
 
 /// The HMAC-SHA256 of `message` under `key`, as lowercase hex.
 pub fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
-    let mut block = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        let digest = Sha256::digest(key);
-        block[..digest.len()].copy_from_slice(&digest);
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let inner_pad = block.map(|b| b ^ 0x36);
-    let outer_pad = block.map(|b| b ^ 0x5c);
-    let inner = Sha256::new().chain_update(inner_pad).chain_update(message).finalize();
-    let outer = Sha256::new().chain_update(outer_pad).chain_update(inner).finalize();
-    hex::encode(outer)
+    // HMAC takes a key of any length (a long one is hashed first), so this cannot fail.
+    let mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).map(|mac| mac.chain_update(message).finalize());
+    mac.map(|tag| hex::encode(tag.into_bytes())).unwrap_or_default()
 }
 
 #[cfg(test)]

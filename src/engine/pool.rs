@@ -45,6 +45,8 @@ struct NodeState {
     health: Health,
     consecutive_failures: u32,
     last_error: Option<String>,
+    /// Whether the node has its image, as of the last probe.
+    image_present: Option<bool>,
     /// Lease id → what runs there, and the token that tells it the node is lost.
     running: BTreeMap<u64, (String, CancellationToken)>,
     /// Containers to remove once the node answers again.
@@ -61,6 +63,7 @@ impl NodeState {
             health: Health::Unknown,
             consecutive_failures: 0,
             last_error: None,
+            image_present: None,
             running: BTreeMap::new(),
             leftovers: Vec::new(),
             swept: false,
@@ -135,6 +138,17 @@ pub struct Lease {
     pub client: DockerClient,
     /// Cancelled when the node stops answering: the actor should move elsewhere.
     pub lost: CancellationToken,
+}
+
+impl Lease {
+    /// Tells the pool the slot's container has started, for the node's description of it.
+    pub fn started(&self, container: &str) {
+        let mut state = self.pool.lock();
+        if let Some(job) = state.nodes.get_mut(&self.node).and_then(|n| n.running.get_mut(&self.id)) {
+            let since = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            job.0.push_str(&format!(" container={} since={since}", &container[..container.len().min(12)]));
+        }
+    }
 }
 
 impl Drop for Lease {
@@ -414,6 +428,7 @@ impl NodePool {
                 view.error_flags = i64::from(n.consecutive_failures);
                 view.health = n.health.as_str().to_owned();
                 view.last_error = n.last_error.clone();
+                view.image_present = n.image_present;
                 view
             })
             .collect()
@@ -434,7 +449,12 @@ impl NodePool {
         });
         for (name, result) in futures::future::join_all(probes).await {
             match result {
-                Ok(client) => self.probe_succeeded(&name, client).await,
+                Ok((client, image_present)) => {
+                    if let Some(node) = self.lock().nodes.get_mut(&name) {
+                        node.image_present = image_present;
+                    }
+                    self.probe_succeeded(&name, client).await
+                }
                 Err(err) => self.probe_failed(&name, &err),
             }
         }
@@ -525,18 +545,20 @@ impl NodePool {
     }
 }
 
-/// Connects (when needed) and pings one node.
+/// Connects (when needed) and pings one node, and asks whether it has its image (`None` when
+/// the engine would not say).
 async fn probe(
     record: &NodeRecord,
     client: Option<DockerClient>,
     timeout: Duration,
-) -> Result<DockerClient, DockerError> {
+) -> Result<(DockerClient, Option<bool>), DockerError> {
     let client = match client {
         Some(client) => client,
         None => DockerClient::connect(&record.name, &record.address, record.tls.as_ref(), timeout).await?,
     };
     client.ping().await?;
-    Ok(client)
+    let image_present = client.has_image(&record.image).await.ok();
+    Ok((client, image_present))
 }
 
 /// Runs the probe loop until `cancel`: every `probe_interval_secs`, or at once when asked.

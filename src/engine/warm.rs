@@ -134,6 +134,7 @@ impl Executor {
         job: &ActorJob,
         cancel: &CancellationToken,
         report: &mut ActorReport,
+        queued: &mut Duration,
     ) -> Result<(), String> {
         let inputs = self.load_inputs(&job.inputs).await?;
         let limits = self.job_limits(job);
@@ -153,13 +154,16 @@ impl Executor {
                         Some(id) => format!("{} ({id}, warm)", job.actor.name),
                         None => format!("{} (warm)", job.actor.name),
                     };
+                    let waiting = Instant::now();
                     let lease = tokio::select! {
                         lease = self.pool().acquire(job.priority, description) => lease,
                         _ = cancel.cancelled() => {
+                            *queued += waiting.elapsed();
                             report.status = ActorStatus::Cancelled;
                             return Err("cancelled while waiting for a node".into());
                         }
                     };
+                    *queued += waiting.elapsed();
                     let image = job.actor.image.clone().unwrap_or_else(|| lease.image.clone());
                     let spec = self.warm_spec(job, &image, Vec::new(), &limits);
                     let started = match self.ensure_image(&lease, &image).await {
@@ -207,7 +211,11 @@ impl Executor {
                             discard(container);
                         }
                     }
-                    return self.conclude(&spec, done.outcome, &outputs, report);
+                    let mut outcome = done.outcome;
+                    let log = std::mem::take(&mut outcome.log);
+                    let verdict = self.conclude(&spec, outcome, &outputs, report);
+                    self.save_log(job, report, &log).await;
+                    return verdict;
                 }
                 Err(err) if err.is_node_fault() => {
                     tracing::warn!(node = %container.lease.node, actor = %job.actor.name, error = %err, "warm run failed on its node; trying another");
@@ -249,6 +257,7 @@ impl Executor {
             log_tail_lines: config.log_tail_lines as usize,
             max_outputs: config.max_outputs as usize,
             max_outputs_size: config.max_outputs_size,
+            log_max_bytes: config.log_max_bytes,
         }
     }
 }

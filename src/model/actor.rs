@@ -1,7 +1,7 @@
 //! Actor: a named program that runs inside one container.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -21,4 +21,57 @@ pub struct Actor {
     pub limitation: Option<Limitation>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// An actor as a TOML file: `wharf actor put <name>.toml` and the definitions loaded at start.
+#[derive(Debug, Deserialize)]
+pub struct ActorFile {
+    pub body: String,
+    #[serde(default)]
+    pub outputs: Vec<String>,
+    pub image: Option<String>,
+    pub limitation: Option<Limitation>,
+}
+
+impl ActorFile {
+    /// Parses an actor file. A key it does not know, at the top or in `limitation`, is
+    /// refused by name: a misspelt `output` would otherwise surface only when the actor runs.
+    pub fn parse(text: &str) -> Result<ActorFile, String> {
+        let mut unknown = Vec::new();
+        let document = toml::Deserializer::parse(text).map_err(|e| e.to_string().trim_end().to_owned())?;
+        let file: ActorFile = serde_ignored::deserialize(document, |path| {
+            // `?` stands for the `Some` of an optional table; people name keys without it.
+            unknown.push(path.to_string().replace(".?", ""))
+        })
+        .map_err(|e| e.to_string().trim_end().to_owned())?;
+        match unknown.first() {
+            None => Ok(file),
+            Some(key) if key.starts_with("limitation.") => Err(format!(
+                "unknown key `{key}`: limitation takes cpuPeriod, cpuQuota, memory, memorySwap, \
+                 blkioDeviceReadBps, blkioDeviceWriteBps, executionTimeout, enableNetwork, ulimit, pidsLimit, outputLimit"
+            )),
+            Some(key) => Err(format!("unknown key `{key}`: an actor file takes body, outputs, image and limitation")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ActorFile;
+
+    #[test]
+    fn actor_files_refuse_unknown_keys_by_name() {
+        let file =
+            ActorFile::parse("body = \"true\"\noutputs = [\"a\"]\n[limitation]\nmemory = 5000000\n").expect("parses");
+        assert_eq!(file.outputs, ["a"]);
+        assert_eq!(file.limitation.and_then(|l| l.memory), Some(5_000_000));
+        for (text, key) in [
+            ("body = \"true\"\noutput = [\"a\"]\n", "`output`"),
+            ("body = \"true\"\n[limitation]\ncpu_period = 1\n", "`limitation.cpu_period`"),
+            ("outputs = []\n", "body"),
+        ] {
+            let err = ActorFile::parse(text).expect_err(text);
+            assert!(err.contains(key), "`{err}` should name {key}");
+        }
+    }
 }

@@ -11,36 +11,47 @@ use utoipa::ToSchema;
 pub struct Limitation {
     /// CFS period in microseconds.
     #[serde(alias = "CpuPeriod", alias = "CPUPeriod")]
+    #[schema(example = 100000, minimum = 1)]
     pub cpu_period: Option<u64>,
     /// CFS quota in microseconds per period.
     #[serde(alias = "CpuQuota", alias = "CPUQuota")]
+    #[schema(example = 100000, minimum = 1)]
     pub cpu_quota: Option<u64>,
     /// Memory limit in bytes.
     #[serde(alias = "Memory")]
+    #[schema(example = 268435456, minimum = 4194304)]
     pub memory: Option<u64>,
     /// Memory plus swap limit in bytes.
     #[serde(alias = "MemorySwap")]
+    #[schema(example = 268435456)]
     pub memory_swap: Option<i64>,
     /// Read limit in bytes per second on the node's block devices.
     #[serde(alias = "BlkioDeviceReadBps")]
+    #[schema(example = 104857600)]
     pub blkio_device_read_bps: Option<u64>,
     /// Write limit in bytes per second on the node's block devices.
     #[serde(alias = "BlkioDeviceWriteBps")]
+    #[schema(example = 104857600)]
     pub blkio_device_write_bps: Option<u64>,
     /// Wall-clock limit of one actor, in milliseconds.
     #[serde(alias = "ExecutionTimeout")]
+    #[schema(example = 30000, minimum = 1)]
     pub execution_timeout: Option<u64>,
     /// Whether the container gets a network (off by default).
     #[serde(alias = "EnableNetwork")]
+    #[schema(example = false)]
     pub enable_network: Option<bool>,
     /// Process limits by name (`nofile`, `nproc`, …), soft and hard set to the value.
     #[serde(alias = "Ulimit")]
+    #[schema(example = json!({"nofile": 1024}))]
     pub ulimit: Option<BTreeMap<String, i64>>,
     /// Most processes the container may hold.
     #[serde(alias = "PidsLimit")]
+    #[schema(example = 256, minimum = 1)]
     pub pids_limit: Option<i64>,
     /// Largest size in bytes of any one output file.
     #[serde(alias = "OutputLimit")]
+    #[schema(example = 16777216, minimum = 1)]
     pub output_limit: Option<u64>,
 }
 

@@ -5,6 +5,7 @@ pub mod actor;
 pub mod blob;
 pub mod instance;
 pub mod limitation;
+pub mod log;
 pub mod node;
 pub mod state_machine;
 

@@ -53,6 +53,9 @@ pub struct DockerNode {
     /// `unknown` until the node has been probed, then `healthy` or `unhealthy`.
     pub health: String,
     pub last_error: Option<String>,
+    /// Whether the node's engine has `nodeInfo.image`, as of the last probe (`null` before
+    /// one). Actors can still run when another node has it: it is copied over.
+    pub image_present: Option<bool>,
     pub source: String,
     pub created_at: DateTime<Utc>,
 }
@@ -88,6 +91,7 @@ impl NodeRecord {
             error_flags: 0,
             health: "unknown".into(),
             last_error: None,
+            image_present: None,
             source: self.source.clone(),
             created_at: super::to_time(self.created_at),
         }

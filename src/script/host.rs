@@ -141,10 +141,17 @@ fn actor_args(name: &str, inputs: &[BlobRef], options: &Map, pos: Position) -> F
 }
 
 /// Turns recorded actor results into script values; a failed actor throws unless
-/// `keep_failed`, when the script gets every result and reads `.status` itself.
-fn actor_results(result: Value, keep_failed: bool, pos: Position) -> Fallible<Vec<ActorRecord>> {
+/// `keep_failed`, when the script gets every result and reads `.status` itself. An actor that
+/// failed without ever getting a container (no node has its image, every node failed) could
+/// not run at all: that ends the instance with the cause, not as the script's error, since
+/// no script can judge a program that never ran.
+fn actor_results(ctx: &Ctx, result: Value, keep_failed: bool, pos: Position) -> Fallible<Vec<ActorRecord>> {
     let records: Vec<ActorRecord> = serde_json::from_value(result["actors"].clone())
         .map_err(|e| throw(format!("unreadable actor record: {e}"), pos))?;
+    if let Some(unrun) = records.iter().find(|r| r.status == "Failed" && r.container.is_none()) {
+        let why = unrun.exception.clone().unwrap_or_else(|| "no reason recorded".into());
+        return Err(halt(ctx, Stop::Fail(format!("actor {} could not run: {why}", unrun.name)), pos));
+    }
     if keep_failed {
         return Ok(records);
     }
@@ -244,7 +251,7 @@ pub(super) fn register(engine: &mut Engine, ctx: Arc<Ctx>, host_url: Option<Stri
         let blobs = blobs_of(&inputs, &format!("inputs of actor {name}"), pos)?;
         let args = json!({"actors": [actor_args(name, &blobs, &options, pos)?]});
         let result = suspending(&c, "run_actor", args, pos)?;
-        let mut records = actor_results(result, false, pos)?;
+        let mut records = actor_results(&c, result, false, pos)?;
         records.pop().ok_or_else(|| throw("empty actor record".into(), pos))
     };
     let run = run_one.clone();
@@ -277,7 +284,7 @@ pub(super) fn register(engine: &mut Engine, ctx: Arc<Ctx>, host_url: Option<Stri
             actors.push(actor_args(&name, &blobs, &job, pos)?);
         }
         let result = suspending(&c, "run_actors", json!({"actors": actors}), pos)?;
-        Ok(actor_results(result, keep_failed, pos)?.into_iter().map(Dynamic::from).collect())
+        Ok(actor_results(&c, result, keep_failed, pos)?.into_iter().map(Dynamic::from).collect())
     };
     let run = run_many.clone();
     engine.register_fn("run_actors", move |call: NativeCallContext, jobs: Array| run(&call, jobs, Map::new()));

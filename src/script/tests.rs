@@ -261,3 +261,22 @@ fn a_blob_larger_than_a_script_string_is_not_read() {
     let fits = run("instance.initial_blobs[0].text()", &view, vec![], host, &ScriptLimits::default());
     assert_eq!(fits, Outcome::Finished(json!("echo 3")));
 }
+
+#[test]
+fn an_actor_that_never_ran_ends_the_instance_with_its_cause_not_as_a_script_error() {
+    let host = Arc::new(MemoryHost::default());
+    let view = instance(&host);
+    let script = "let r = \"ran\";\ntry { run_actor(\"hello\", []); } catch (e) { r = \"caught\"; }\nr";
+    let mut unrun = actor_result("hello", "Failed", vec![]);
+    unrun["actors"][0]["container"] = Value::Null;
+    unrun["actors"][0]["exception"] = json!("image wharf/actor:latest is on no node");
+    assert_eq!(run(script, &view, vec![], host.clone(), &ScriptLimits::default()), Outcome::Suspended(0));
+    let history = host.history(&[(0, unrun)]);
+    let outcome = run(script, &view, history, host.clone(), &ScriptLimits::default());
+    assert_eq!(outcome, Outcome::Failed("actor hello could not run: image wharf/actor:latest is on no node".into()));
+
+    // One that ran and failed is the script's to handle.
+    let history = host.history(&[(0, actor_result("hello", "Failed", vec![]))]);
+    let outcome = run(script, &view, history, host, &ScriptLimits::default());
+    assert_eq!(outcome, Outcome::Finished(json!("caught")));
+}

@@ -205,7 +205,7 @@ impl Store {
                 current.status.as_str()
             )));
         }
-        for table in ["instance_events", "actor_starts"] {
+        for table in ["instance_events", "actor_starts", "actor_logs"] {
             sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE instance_id = $1")))
                 .bind(id.to_string())
                 .execute(&mut *tx)

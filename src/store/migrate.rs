@@ -8,7 +8,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "execution", include_str!("../../migrations/0002_execution.sql")),
     (3, "joyoi", include_str!("../../migrations/0003_joyoi.sql")),
     (4, "processes", include_str!("../../migrations/0004_processes.sql")),
-    (5, "streamed_blobs", include_str!("../../migrations/0005_streamed_blobs.sql")),
+    (5, "actor_logs", include_str!("../../migrations/0005_actor_logs.sql")),
+    (6, "streamed_blobs", include_str!("../../migrations/0006_streamed_blobs.sql")),
 ];
 
 /// Applies every migration not yet recorded in `wharf_migrations`, each in a transaction.

@@ -9,6 +9,7 @@ mod callbacks;
 mod counts;
 mod events;
 mod instances;
+mod logs;
 mod migrate;
 mod nodes;
 mod processes;
@@ -21,6 +22,7 @@ pub use blobs::{BlobUpload, sha256_hex};
 pub use callbacks::{Callback, CallbackView};
 pub use counts::ESTIMATE_ABOVE;
 pub use instances::{InstanceFilter, NewInstance};
+pub use logs::{LogFilter, NewActorLog};
 pub use nodes::NodePatch;
 pub use processes::{MAX_SUSPECT_RUNS, Recovered};
 pub use state_machines::StateMachineFields;
@@ -70,6 +72,15 @@ impl StoreError {
 pub enum Backend {
     Sqlite,
     Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
 }
 
 /// A cheap-to-clone handle on the database.

@@ -35,10 +35,10 @@ struct Running {
 
 impl Running {
     fn start(dir: &std::path::Path) -> Running {
-        Running::start_with(dir, &[])
+        Running::start_with_env(dir, &[])
     }
 
-    fn start_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Running {
+    fn start_with_env(dir: &std::path::Path, env: &[(&str, &str)]) -> Running {
         let port = free_port();
         let child = wharf()
             .current_dir(dir)
@@ -109,6 +109,36 @@ fn bad_config_names_the_key() {
     assert!(message.contains("/nonexistent/wharf.toml"), "{message}");
 }
 
+/// A log collector reads JSON values: strings, numbers, lists as text, never Rust's debug
+/// forms (`Some("local")`, `["hello"]`, `Sqlite`).
+#[test]
+fn json_logs_carry_plain_values() {
+    let dir = tempfile::tempdir().expect("dir");
+    let actors = dir.path().join("config/definitions/actors");
+    std::fs::create_dir_all(&actors).expect("mkdir");
+    std::fs::write(actors.join("hello.toml"), "body = \"echo hello\"\n").expect("write");
+    let running = Running::start_with_env(dir.path(), &[("WHARF_LOG_FORMAT", "json")]);
+    // Once it answers, it also handles SIGTERM.
+    let health = reqwest::blocking::get(format!("{}/healthz", running.base)).expect("healthz");
+    assert_eq!(health.status(), 200);
+    let (status, log) = running.terminate();
+    assert!(status.success(), "{log}");
+    let mut seen = std::collections::HashMap::new();
+    for line in log.lines() {
+        let entry: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        let fields = entry["fields"].as_object().unwrap_or_else(|| panic!("fields: {line}"));
+        for (key, value) in fields {
+            if let Some(text) = value.as_str() {
+                let debug_form = text.starts_with("Some(") || text.starts_with("[\"") || text == "None";
+                assert!(!debug_form, "field `{key}` is a Rust debug string: {line}");
+            }
+            seen.insert(key.clone(), value.clone());
+        }
+    }
+    assert_eq!(seen["actors"], "hello", "{log}");
+    assert_eq!(seen["database"], "sqlite", "{log}");
+}
+
 #[test]
 fn starts_with_defaults_and_stops_cleanly() {
     let dir = tempfile::tempdir().expect("dir");
@@ -170,7 +200,7 @@ fn large_blobs_stream_in_constant_memory() {
 fn base64_routes_refuse_large_blobs_and_concurrent_transfers_wait() {
     const INLINE: u64 = 8 << 20;
     let dir = tempfile::tempdir().expect("dir");
-    let running = Running::start_with(
+    let running = Running::start_with_env(
         dir.path(),
         &[("WHARF_BLOBS_MAX_INLINE_SIZE", "8388608"), ("WHARF_BLOBS_MAX_CONCURRENT_TRANSFERS", "2")],
     );

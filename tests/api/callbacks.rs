@@ -5,8 +5,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
+use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -170,11 +171,10 @@ async fn quiet_period() {
     tokio::time::sleep(Duration::from_millis(600)).await;
 }
 
-fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
-    let mut block = [0u8; 64];
-    block[..key.len()].copy_from_slice(key);
-    let inner = Sha256::new().chain_update(block.map(|b| b ^ 0x36)).chain_update(message).finalize();
-    hex::encode(Sha256::new().chain_update(block.map(|b| b ^ 0x5c)).chain_update(inner).finalize())
+/// Checks `header` as a receiver would: `sha256=<hex>` that verifies under the shared secret.
+fn signature_verifies(secret: &[u8], body: &[u8], header: &str) -> bool {
+    let Some(tag) = header.strip_prefix("sha256=").and_then(|hex| hex::decode(hex).ok()) else { return false };
+    <Hmac<Sha256> as KeyInit>::new_from_slice(secret).is_ok_and(|mac| mac.chain_update(body).verify_slice(&tag).is_ok())
 }
 
 async fn delivers_once_signed(db: Db) {
@@ -196,8 +196,9 @@ async fn delivers_once_signed(db: Db) {
     assert_eq!(request.header("x-wharf-instance"), instance.to_string());
     assert_eq!(request.header("content-type"), "application/json");
     assert!(request.header("user-agent").starts_with("wharf/"), "user agent: {}", request.header("user-agent"));
-    let expected = format!("sha256={}", hmac_sha256_hex(SECRET.as_bytes(), &request.body));
-    assert_eq!(request.header("x-wharf-signature"), expected, "signature verifies with the secret");
+    let signature = request.header("x-wharf-signature");
+    assert!(signature_verifies(SECRET.as_bytes(), &request.body, &signature), "signature verifies: {signature}");
+    assert!(!signature_verifies(b"another secret", &request.body, &signature), "and only with the secret");
 
     assert_eq!(callback.attempts, 1);
     assert_eq!(callback.last_error, None);

@@ -183,3 +183,54 @@ async fn unreachable_service_and_bad_tokens_say_what_to_do() {
     wharf(&server.base, dir.path(), &["--token", "s3cret", "actor", "list"]).await.ok();
     server.finish().await;
 }
+
+/// What a user meets around the commands: a closed pipe, help, completion, and files with a
+/// misspelt key or a broken script, refused by file name.
+#[tokio::test]
+async fn pipes_help_completion_and_file_errors() {
+    use std::os::unix::process::ExitStatusExt;
+
+    let server = TestServer::start(Db::Sqlite).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let d = dir.path();
+
+    // `wharf blob list | head -2`, with the reader gone before the first line is written.
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .args(["blob", "list"])
+        .env("WHARF_SERVER", &server.base)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run wharf");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().await.expect("wait for wharf");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{stderr}");
+    assert!(
+        output.status.success() || output.status.signal() == Some(libc::SIGPIPE),
+        "ends quietly as `cat` does: {:?}",
+        output.status
+    );
+
+    let help = wharf(&server.base, d, &["serve", "--help"]).await.ok().stdout;
+    assert!(help.contains("--config") && !help.contains("--token") && !help.contains("--json"), "{help}");
+    let refused = wharf(&server.base, d, &["serve", "--token", "x"]).await;
+    assert_eq!(refused.code, 2);
+    assert!(refused.stderr.contains("--token is for client commands"), "{}", refused.stderr);
+    assert!(wharf(&server.base, d, &["actor", "put", "--help"]).await.ok().stdout.contains("--token"));
+    let script = wharf(&server.base, d, &["completion", "bash"]).await.ok().stdout;
+    assert!(script.contains("complete -F _wharf") && script.contains("statemachine"), "{script}");
+
+    std::fs::write(d.join("typo.toml"), "body = \"cat in.txt\"\noutput = [\"out.txt\"]\n").expect("write");
+    wharf(&server.base, d, &["actor", "put", "typo.toml"]).await.fails_with("typo.toml: unknown key `output`");
+    std::fs::write(d.join("limits.toml"), "body = \"true\"\n[limitation]\ncpu_period = 5\n").expect("write");
+    wharf(&server.base, d, &["actor", "put", "limits.toml"])
+        .await
+        .fails_with("limits.toml: unknown key `limitation.cpu_period`");
+    assert_eq!(server.count("/api/v1/Actor/All").await, 0, "nothing stored");
+    std::fs::write(d.join("broken.rhai"), "let x = 1;\nlet = ;\n").expect("write");
+    wharf(&server.base, d, &["sm", "put", "broken.rhai"])
+        .await
+        .fails_with("broken.rhai: script error at line 2, column");
+    server.finish().await;
+}

@@ -33,6 +33,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("patch", "/api/v1/StateMachineInstance/{id}"),
     ("delete", "/api/v1/StateMachineInstance/{id}"),
     ("get", "/api/v1/StateMachineInstance/{id}/graph"),
+    ("get", "/api/v1/StateMachineInstance/{id}/logs"),
     ("get", "/healthz"),
     ("get", "/metrics"),
 ];
@@ -95,4 +96,46 @@ async fn healthz_and_fallbacks() {
     server.get("/api/v1/Nothing").await.expect_error(404, "no route for /api/v1/Nothing");
     server.call(Method::POST, "/api/v1/Actor", None).await.expect_error(405, "POST is not allowed");
     server.finish().await;
+}
+
+async fn document(server: &TestServer) -> serde_json::Value {
+    let answer = server.client.get(server.url("/api-docs/openapi.json")).send().await.expect("spec");
+    answer.json().await.expect("json")
+}
+
+/// Swagger UI shows lock icons only on a service that asks for a token, with the 401 it
+/// then answers; `/healthz` and `/metrics` stay open; error examples carry their status.
+#[tokio::test]
+async fn the_document_says_what_this_service_asks() {
+    let open = TestServer::start(Db::Sqlite).await;
+    let spec = document(&open).await;
+    let text = spec.to_string();
+    assert!(!text.contains("\"security\"") && !text.contains("securitySchemes"), "no lock icons: {text}");
+    assert!(spec["paths"]["/api/v1/Actor/All"]["get"]["responses"].get("401").is_none());
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("item") {
+            for (status, response) in operation["responses"].as_object().expect("responses") {
+                let Ok(code) = status.parse::<u64>() else { continue };
+                if let Some(example) = response.pointer("/content/application~1json/example")
+                    && code >= 400
+                {
+                    assert_eq!(example["code"], code, "{method} {path} {status}: {example}");
+                }
+            }
+        }
+    }
+    open.finish().await;
+
+    let guarded = TestServer::start_with(Db::Sqlite, |c| c.auth.tokens = vec!["s3cret".into()]).await;
+    let spec = document(&guarded).await;
+    assert_eq!(spec["security"][0]["bearer"], serde_json::json!([]));
+    assert!(spec["components"]["securitySchemes"]["bearer"].is_object());
+    let unauthorized = &spec["paths"]["/api/v1/Actor/All"]["get"]["responses"]["401"];
+    assert_eq!(unauthorized["content"]["application/json"]["example"]["code"], 401, "{unauthorized}");
+    for public in ["/healthz", "/metrics"] {
+        let operation = &spec["paths"][public]["get"];
+        assert_eq!(operation["security"], serde_json::json!([{}]), "{public} needs no token: {operation}");
+        assert!(operation["responses"].get("401").is_none(), "{public}");
+    }
+    guarded.finish().await;
 }

@@ -10,7 +10,8 @@ on_both_databases!(
     instance_bad_input_changes_nothing,
     scripts_that_misbehave_fail_with_a_reason,
     a_script_that_changes_its_calls_is_caught_on_replay,
-    sleep_survives_a_restart
+    sleep_survives_a_restart,
+    logs_of_an_instance_without_actors
 );
 
 /// Polls an instance until `ready` holds (at most 20 s) and returns it.
@@ -290,4 +291,27 @@ async fn two_replicas_share_the_work() {
     assert_eq!(keys.len(), 2, "both replicas ran instances: {keys:?}");
     second.stop().await;
     first.finish().await;
+}
+
+/// The logs route answers for any instance (empty until an actor has run) and 404s for
+/// an unknown one; a follow of an ended instance ends.
+async fn logs_of_an_instance_without_actors(db: Db) {
+    let server = TestServer::start(db).await;
+    server.put("/api/v1/StateMachine", json!({"name": "quick", "body": "1"})).await.expect_ok();
+    let started = server.put("/api/v1/StateMachineInstance", json!({"name": "quick"})).await;
+    let id = started.expect_ok()["id"].as_str().expect("id").to_owned();
+    wait_instance(&server, &id, "ended", |i| i["state"] == "Succeeded").await;
+    let logs = server.get(&format!("/api/v1/StateMachineInstance/{id}/logs?actor=a&tag=t&after=5")).await;
+    assert_eq!(logs.expect_ok(), &json!([]));
+    let followed = server
+        .client
+        .get(server.url(&format!("/api/v1/StateMachineInstance/{id}/logs?follow=true")))
+        .send()
+        .await
+        .expect("follow");
+    assert_eq!(followed.headers()["content-type"], "application/x-ndjson");
+    assert_eq!(followed.text().await.expect("body"), "", "nothing to stream, and it ends");
+    let missing = server.get("/api/v1/StateMachineInstance/00000000-0000-0000-0000-000000000000/logs").await;
+    missing.expect_error(404, "not found");
+    server.finish().await;
 }

@@ -19,42 +19,48 @@ use crate::support::{Db, TestDb, TestServer};
 
 on_both_databases!(metrics_show_instances_nodes_callbacks_and_requests);
 
-/// Scrapes `/metrics` without a token and checks that Prometheus could read the answer.
+/// Scrapes `/metrics` without a token and checks that Prometheus could read the answer
+/// (OpenMetrics text).
 async fn scrape(server: &TestServer) -> String {
     let response = server.client.get(server.url("/metrics")).send().await.expect("scrape");
     assert_eq!(response.status(), 200);
     let content_type = response.headers()["content-type"].to_str().expect("content type").to_owned();
-    assert!(content_type.starts_with("text/plain; version=0.0.4"), "content type {content_type}");
+    assert!(content_type.starts_with("application/openmetrics-text; version=1.0.0"), "content type {content_type}");
     let text = response.text().await.expect("text");
     check_format(&text);
     text
 }
 
 /// Every sample belongs to a family announced before it with `# HELP` and `# TYPE`, once,
-/// and its value is a number.
+/// its value is a number, and the text ends with `# EOF`.
 fn check_format(text: &str) {
     let mut helped = HashSet::new();
     let mut types: HashMap<String, String> = HashMap::new();
-    for line in text.lines() {
+    assert!(text.ends_with("# EOF\n"), "ends with # EOF:\n{text}");
+    for line in text.lines().filter(|line| *line != "# EOF" && !line.starts_with("# UNIT ")) {
         if let Some(rest) = line.strip_prefix("# HELP ") {
             let name = rest.split(' ').next().expect("name");
             assert!(helped.insert(name.to_owned()), "one HELP for {name}");
         } else if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, kind) = rest.split_once(' ').expect("name and type");
             assert!(helped.contains(name), "HELP before TYPE for {name}");
-            assert!(["counter", "gauge", "histogram"].contains(&kind), "type of {name}: {kind}");
+            assert!(["counter", "gauge", "histogram", "info"].contains(&kind), "type of {name}: {kind}");
             assert!(types.insert(name.to_owned(), kind.to_owned()).is_none(), "one TYPE for {name}");
         } else {
             let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("a sample: `{line}`"));
             assert!(value.parse::<f64>().is_ok() || ["+Inf", "-Inf", "NaN"].contains(&value), "value of `{line}`");
             let name = series.split('{').next().expect("name");
             assert!(name.starts_with("wharf_"), "prefixed: {line}");
-            let family = ["_bucket", "_sum", "_count"]
-                .iter()
-                .find_map(|suffix| {
-                    name.strip_suffix(suffix).filter(|f| types.get(*f).is_some_and(|t| t == "histogram"))
-                })
-                .unwrap_or(name);
+            let family = [
+                ("_bucket", "histogram"),
+                ("_sum", "histogram"),
+                ("_count", "histogram"),
+                ("_total", "counter"),
+                ("_info", "info"),
+            ]
+            .iter()
+            .find_map(|(suffix, kind)| name.strip_suffix(suffix).filter(|f| types.get(*f).is_some_and(|t| t == kind)))
+            .unwrap_or(name);
             assert!(types.contains_key(family), "`{line}` follows the TYPE of its family");
         }
     }
@@ -138,6 +144,8 @@ async fn metrics_show_instances_nodes_callbacks_and_requests(db: Db) {
     expect(&text, "wharf_node_capacity{node=\"local\"}", 8.0);
     expect(&text, "wharf_node_running_actors{node=\"local\"}", 0.0);
     expect(&text, "wharf_actors_queued", 0.0);
+    expect(&text, "wharf_node_drained{node=\"local\"}", 0.0);
+    assert!(text.contains(&format!("wharf_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"))), "{text}");
     // Every background worker runs, and none keeps failing.
     for worker in ["instances", "callbacks", "probes", "heartbeat"] {
         expect(&text, &format!("wharf_worker_up{{worker=\"{worker}\"}}"), 1.0);
@@ -166,7 +174,7 @@ async fn metrics_show_instances_nodes_callbacks_and_requests(db: Db) {
     expect(&text, "wharf_http_request_duration_seconds_count{method=\"PUT\",route=\"/api/v1/StateMachine\"}", 3.0);
     expect(
         &text,
-        "wharf_http_request_duration_seconds_bucket{method=\"PUT\",route=\"/api/v1/StateMachine\",le=\"+Inf\"}",
+        "wharf_http_request_duration_seconds_bucket{le=\"+Inf\",method=\"PUT\",route=\"/api/v1/StateMachine\"}",
         3.0,
     );
     for id in [&delivered, &running, &cancelled, &failed] {
@@ -235,12 +243,13 @@ async fn executor_times_every_actor_it_ends() {
     let report = tokio::time::timeout(Duration::from_secs(10), executor.run(&job, &cancel)).await.expect("ends");
     assert_eq!(report.status.as_str(), "Cancelled");
 
-    let mut text = String::new();
-    metrics.encode(&mut text);
+    let text = metrics.encode(&prometheus_client::registry::Registry::default());
     check_format(&text);
     expect(&text, "wharf_actor_duration_seconds_count{status=\"Cancelled\"}", 1.0);
-    expect(&text, "wharf_actor_duration_seconds_bucket{status=\"Cancelled\",le=\"+Inf\"}", 1.0);
-    expect(&text, "wharf_actor_duration_seconds_bucket{status=\"Cancelled\",le=\"300\"}", 1.0);
+    expect(&text, "wharf_actor_duration_seconds_bucket{le=\"+Inf\",status=\"Cancelled\"}", 1.0);
+    expect(&text, "wharf_actor_duration_seconds_bucket{le=\"300.0\",status=\"Cancelled\"}", 1.0);
+    expect(&text, "wharf_actor_run_seconds_count{status=\"Cancelled\"}", 1.0);
+    expect(&text, "wharf_actor_queue_wait_seconds_count", 1.0);
     expect(&text, "wharf_actor_duration_seconds_count{status=\"Succeeded\"}", 0.0);
     store.close().await;
 }

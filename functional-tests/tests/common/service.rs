@@ -10,6 +10,15 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use wharf::config::{Config, NodeConfig};
 
+/// The `wharf` binary of this workspace, built by `cargo test --workspace` or `cargo build`.
+pub fn binary() -> std::path::PathBuf {
+    let target =
+        std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").into());
+    let path = std::path::Path::new(&target).join("debug/wharf");
+    assert!(path.exists(), "{} is missing: build it first (cargo build)", path.display());
+    path
+}
+
 /// A wharf configuration for tests: a SQLite file in `dir`, the given nodes, fast probes.
 pub fn config(dir: &std::path::Path, service: &str, nodes: &[(&str, &str)]) -> Config {
     let mut config = Config::default();
