@@ -49,6 +49,12 @@ async fn a_warm_run_gives_what_a_fresh_container_gives() {
     assert_eq!(failing.exit_code, Some(4));
     assert!(failing.exception.as_deref().unwrap_or_default().contains("exited with code 4\n"), "{failing:?}");
     assert!(failing.exception.as_deref().unwrap_or_default().contains("why"), "the log tail is there: {failing:?}");
+    let filter = wharf::store::LogFilter { actor: Some("fails".into()), ..Default::default() };
+    let logs = rig.store.actor_logs(instance, &filter).await.expect("actor logs");
+    assert_eq!(logs.len(), 1, "a warm run's log is kept: {logs:?}");
+    assert_eq!(logs[0].container, failing.container.clone().unwrap_or_default());
+    let texts: Vec<&str> = logs[0].log.lines.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(texts, ["why"], "stdout and stderr in one stream");
     let missing = rig.run(&warm(actor("lazy", "true", &["never.txt"]), instance)).await;
     assert_eq!(missing.exception.as_deref(), Some("output never.txt missing"), "{missing:?}");
 
