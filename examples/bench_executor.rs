@@ -204,6 +204,7 @@ async fn through_wharf(actors: usize, concurrency: usize) -> anyhow::Result<(Dur
         debug: false,
         tag: None,
         started: None,
+        sandbox: Default::default(),
     };
     let never = CancellationToken::new();
     executor.run(&job, &never).await; // warm-up

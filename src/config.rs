@@ -145,6 +145,12 @@ pub struct ExecutorConfig {
     /// Bytes of each actor's stdout and stderr kept (the tail), served by
     /// `GET /StateMachineInstance/{id}/logs`.
     pub log_max_bytes: u64,
+    /// Runs one warm container serves before it is replaced by a new one.
+    pub warm_max_runs: u32,
+    /// Seconds a warm container may wait for its instance's next run before it is removed.
+    pub warm_idle_secs: u64,
+    /// Bytes of the in-memory file system that holds a warm container's run directories.
+    pub warm_disk_size: u64,
 }
 
 /// The service's default container limits; a state machine's or instance's override them.
@@ -313,6 +319,9 @@ impl Default for ExecutorConfig {
             max_outputs: 1000,
             max_outputs_size: 256 << 20,
             log_max_bytes: 1 << 20,
+            warm_max_runs: 100,
+            warm_idle_secs: 30,
+            warm_disk_size: 256 << 20,
         }
     }
 }

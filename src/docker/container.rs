@@ -118,10 +118,10 @@ pub struct ContainerOutcome {
 
 /// JoyOI's `/workdir/return.json`.
 #[derive(serde::Deserialize)]
-struct ReturnFile {
+pub(super) struct ReturnFile {
     #[serde(alias = "outputs", default)]
     #[serde(rename = "Outputs")]
-    outputs: Vec<String>,
+    pub(super) outputs: Vec<String>,
 }
 
 const MAX_LOG_TAIL: usize = 4096;
@@ -131,36 +131,7 @@ impl DockerClient {
     pub async fn create_container(&self, spec: &ContainerSpec) -> Result<String, DockerError> {
         let limits = &spec.limits;
         let shebang = spec.script.starts_with("#!");
-        let host_config = HostConfig {
-            memory: Some(limits.memory),
-            memory_swap: Some(limits.memory_swap),
-            cpu_period: Some(limits.cpu_period),
-            cpu_quota: Some(limits.cpu_quota),
-            pids_limit: Some(limits.pids),
-            ulimits: Some(
-                limits
-                    .ulimits
-                    .iter()
-                    .map(|(name, value)| ResourcesUlimits {
-                        name: Some(name.clone()),
-                        soft: Some(*value),
-                        hard: Some(*value),
-                    })
-                    .collect(),
-            ),
-            network_mode: (!limits.enable_network).then(|| "none".to_owned()),
-            cap_drop: Some(vec!["ALL".into()]),
-            security_opt: Some(vec!["no-new-privileges".into()]),
-            log_config: Some(HostConfigLogConfig {
-                typ: Some("json-file".into()),
-                config: Some(HashMap::from([
-                    // JSON escaping at least doubles what the log keeps.
-                    ("max-size".into(), (spec.log_max_bytes.saturating_mul(2)).max(1 << 20).to_string()),
-                    ("max-file".into(), "1".into()),
-                ])),
-            }),
-            ..Default::default()
-        };
+        let host_config = host_config(limits, spec.log_max_bytes);
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             entrypoint: Some(if shebang {
@@ -400,5 +371,39 @@ impl DockerClient {
             doing: "reading an output archive",
             message: e.to_string(),
         })
+    }
+}
+
+/// The isolation and limits every actor container gets, fresh or warm.
+pub(super) fn host_config(limits: &Limits, log_max_bytes: u64) -> HostConfig {
+    HostConfig {
+        memory: Some(limits.memory),
+        memory_swap: Some(limits.memory_swap),
+        cpu_period: Some(limits.cpu_period),
+        cpu_quota: Some(limits.cpu_quota),
+        pids_limit: Some(limits.pids),
+        ulimits: Some(
+            limits
+                .ulimits
+                .iter()
+                .map(|(name, value)| ResourcesUlimits {
+                    name: Some(name.clone()),
+                    soft: Some(*value),
+                    hard: Some(*value),
+                })
+                .collect(),
+        ),
+        network_mode: (!limits.enable_network).then(|| "none".to_owned()),
+        cap_drop: Some(vec!["ALL".into()]),
+        security_opt: Some(vec!["no-new-privileges".into()]),
+        log_config: Some(HostConfigLogConfig {
+            typ: Some("json-file".into()),
+            config: Some(HashMap::from([
+                // JSON escaping at least doubles what the log keeps.
+                ("max-size".into(), log_max_bytes.saturating_mul(2).max(1 << 20).to_string()),
+                ("max-file".into(), "1".into()),
+            ])),
+        }),
+        ..Default::default()
     }
 }

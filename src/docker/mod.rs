@@ -4,11 +4,13 @@
 
 mod archive;
 pub(crate) mod container;
+mod exec;
 mod image;
 mod logs;
 mod outputs;
 
 pub use container::{ContainerOutcome, ContainerSpec, ContentStream, InputContent, InputFile, Limits, Timings};
+pub use exec::{FIRST_RUN_UID, WarmRun};
 pub use outputs::OutputSink;
 
 use std::collections::HashMap;

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::limits;
 use super::outputs::StoredOutputs;
 use super::pool::{ImageLocks, Lease, NodePool};
+use super::warm::{Sandbox, WarmPool};
 use crate::config::LimitsConfig;
 use crate::docker::{
     ContainerOutcome, ContainerSpec, ContentStream, DockerError, InputContent, InputFile, LABEL_ACTOR, LABEL_INSTANCE,
@@ -47,6 +48,8 @@ pub struct ActorJob {
     pub tag: Option<String>,
     /// Told once the actor has a container, so that it no longer shows as waiting.
     pub started: Option<StartNotice>,
+    /// A container of its own (the default) or a warm one of its instance.
+    pub sandbox: Sandbox,
 }
 
 /// Where an actor's container is announced: the actor's index among those of its call, and
@@ -95,12 +98,13 @@ pub struct ActorReport {
 /// Runs actors on the pool's nodes. Cheap to clone.
 #[derive(Clone)]
 pub struct Executor {
-    store: Store,
+    pub(super) store: Store,
     pool: NodePool,
     limits: Arc<LimitsConfig>,
-    chunk_size: u64,
+    pub(super) chunk_size: u64,
     images: Arc<ImageLocks>,
     metrics: Metrics,
+    pub(super) warm: WarmPool,
 }
 
 /// Why one attempt did not produce an outcome.
@@ -113,11 +117,31 @@ enum AttemptError {
 
 impl Executor {
     pub fn new(store: Store, pool: NodePool, limits: LimitsConfig, chunk_size: u64, metrics: Metrics) -> Executor {
-        Executor { store, pool, limits: Arc::new(limits), chunk_size, images: Arc::default(), metrics }
+        Executor {
+            store,
+            pool,
+            limits: Arc::new(limits),
+            chunk_size,
+            images: Arc::default(),
+            metrics,
+            warm: WarmPool::default(),
+        }
     }
 
     pub fn pool(&self) -> &NodePool {
         &self.pool
+    }
+
+    /// The warm containers of this process.
+    pub fn warm(&self) -> &WarmPool {
+        &self.warm
+    }
+
+    /// The container limits of `job`: its call's, the instance's, the state machine's, the actor's.
+    pub(super) fn job_limits(&self, job: &ActorJob) -> crate::docker::Limits {
+        let layers: Vec<Option<&Limitation>> =
+            job.limitation.iter().map(Some).chain([job.actor.limitation.as_ref()]).collect();
+        limits::resolve(&layers, &self.limits)
     }
 
     /// Runs `job` to its end. Never fails: every problem is in the report.
@@ -142,7 +166,11 @@ impl Executor {
             None => tracing::info_span!("actor", actor = %job.actor.name),
         };
         let mut queued = Duration::ZERO;
-        let result = self.run_attempts(job, cancel, &mut report, &mut queued).instrument(span.clone()).await;
+        let result = if job.sandbox == Sandbox::Warm && !job.debug {
+            self.run_warm_attempts(job, cancel, &mut report, &mut queued).instrument(span.clone()).await
+        } else {
+            self.run_attempts(job, cancel, &mut report, &mut queued).instrument(span.clone()).await
+        };
         let _in_span = span.enter();
         if let Err(message) = result {
             report.exception = Some(message);
@@ -279,7 +307,7 @@ impl Executor {
     }
 
     /// Makes sure the leased node has `image`, copying it from another node if needed.
-    async fn ensure_image(&self, lease: &Lease, image: &str) -> Result<(), DockerError> {
+    pub(super) async fn ensure_image(&self, lease: &Lease, image: &str) -> Result<(), DockerError> {
         let lock = self.images.get(&lease.node, image);
         let mut present = lock.lock().await;
         if *present {
@@ -312,7 +340,7 @@ impl Executor {
 
     /// Keeps what the actor printed, for `GET /StateMachineInstance/{id}/logs`. A log that
     /// cannot be stored is logged, not fatal: the actor's verdict stands.
-    async fn save_log(&self, job: &ActorJob, report: &ActorReport, log: &ContainerLog) {
+    pub(super) async fn save_log(&self, job: &ActorJob, report: &ActorReport, log: &ContainerLog) {
         let (Some(instance_id), Some(node), Some(container)) = (job.instance_id, &report.node, &report.container)
         else {
             return;
@@ -334,7 +362,7 @@ impl Executor {
     }
 
     /// The inputs as files whose bytes stream from the database chunk by chunk when uploaded.
-    async fn load_inputs(&self, inputs: &[BlobRef]) -> Result<Vec<InputFile>, String> {
+    pub(super) async fn load_inputs(&self, inputs: &[BlobRef]) -> Result<Vec<InputFile>, String> {
         let mut files = Vec::with_capacity(inputs.len());
         for input in inputs {
             let (_, content) = self.store.get_blob(input.id).await.map_err(|e| format!("input {}: {e}", input.name))?;
@@ -359,7 +387,7 @@ impl Executor {
     }
 
     /// Turns the container's end, and the outputs it gave, into a verdict.
-    fn conclude(
+    pub(super) fn conclude(
         &self,
         spec: &ContainerSpec,
         outcome: ContainerOutcome,

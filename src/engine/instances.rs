@@ -16,6 +16,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::executor::{ActorJob, Executor, StartNotice};
+use super::warm::Sandbox;
 use crate::config::ScriptConfig;
 use crate::model::blob::BlobRef;
 use crate::model::instance::{Instance, Status};
@@ -258,6 +259,8 @@ impl InstanceRunner {
                         let _ = runner.finish(id, &run_id, Status::Failed, None, Some(&message)).await;
                     }
                 }
+                // Its warm containers serve no other instance.
+                runner.shared.executor.warm().end_instance(id);
                 let mut active = runner.active();
                 if active.get(&id).is_some_and(|(run, _)| run == &run_id) {
                     active.remove(&id);
@@ -452,6 +455,7 @@ impl InstanceRunner {
                 debug,
                 tag,
                 started: Some(StartNotice { index, to: started_tx.clone() }),
+                sandbox: spec["sandbox"].as_str().and_then(Sandbox::parse).unwrap_or_default(),
             }));
         }
         let runs = jobs.iter().enumerate().map(|(index, job)| async move {

@@ -236,6 +236,7 @@ async fn executor_times_every_actor_it_ends() {
         debug: false,
         tag: None,
         started: None,
+        sandbox: Default::default(),
     };
     let cancel = CancellationToken::new();
     cancel.cancel();

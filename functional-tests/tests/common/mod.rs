@@ -193,5 +193,6 @@ pub fn job(actor: Actor, inputs: Vec<BlobRef>, limitation: Option<Limitation>) -
         debug: false,
         tag: None,
         started: None,
+        sandbox: Default::default(),
     }
 }

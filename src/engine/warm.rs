@@ -1,0 +1,263 @@
+//! Warm sandboxes of the executor: containers of one instance, image and limits that stay
+//! running between that instance's runs, each holding the node slot it was started on. A run
+//! takes an idle one or starts a new one on a slot of its own (so the runs of a call spread
+//! over as many containers and nodes as slots allow); a container returns to the idle set
+//! after a run that left nothing in doubt, and is removed after `executor.warm_max_runs`
+//! runs, `executor.warm_idle_secs` without a run, a doubt, a node fault, or its instance's end.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::executor::{ActorJob, ActorReport, ActorStatus, Executor};
+use super::outputs::StoredOutputs;
+use super::pool::Lease;
+use crate::docker::{ContainerSpec, DockerError, InputFile, LABEL_ACTOR, LABEL_INSTANCE, LABEL_PROCESS, LABEL_SERVICE};
+
+/// Where an actor runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Sandbox {
+    /// A container of its own, created for it and removed after it (the default).
+    #[default]
+    Fresh,
+    /// A run in a warm container of its instance.
+    Warm,
+}
+
+impl Sandbox {
+    /// `"warm"` or `"fresh"`, as a script's job says it.
+    pub fn parse(text: &str) -> Option<Sandbox> {
+        match text {
+            "fresh" => Some(Sandbox::Fresh),
+            "warm" => Some(Sandbox::Warm),
+            _ => None,
+        }
+    }
+}
+
+/// Which runs may share a container: those of one instance, image and set of limits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    instance: Uuid,
+    image: Option<String>,
+    limits: String,
+}
+
+/// A running warm container and the slot it holds.
+struct WarmContainer {
+    lease: Lease,
+    id: String,
+    image: String,
+    runs: u32,
+    idle_since: Instant,
+}
+
+/// The idle warm containers of this process. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct WarmPool {
+    idle: Arc<Mutex<HashMap<Key, Vec<WarmContainer>>>>,
+    reaper: Arc<std::sync::OnceLock<()>>,
+}
+
+impl WarmPool {
+    fn idle(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Vec<WarmContainer>>> {
+        self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn take(&self, key: &Key) -> Option<WarmContainer> {
+        let mut idle = self.idle();
+        let found = idle.get_mut(key).and_then(Vec::pop);
+        if idle.get(key).is_some_and(Vec::is_empty) {
+            idle.remove(key);
+        }
+        found
+    }
+
+    fn put(&self, key: Key, mut container: WarmContainer, idle_secs: u64) {
+        container.idle_since = Instant::now();
+        self.idle().entry(key).or_default().push(container);
+        let pool = self.clone();
+        self.reaper.get_or_init(move || {
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    let limit = Duration::from_secs(idle_secs);
+                    let mut stale = Vec::new();
+                    for containers in pool.idle().values_mut() {
+                        let (old, kept) = containers.drain(..).partition(|c| c.idle_since.elapsed() >= limit);
+                        *containers = kept;
+                        stale.extend::<Vec<WarmContainer>>(old);
+                    }
+                    pool.idle().retain(|_, containers| !containers.is_empty());
+                    stale.into_iter().for_each(discard);
+                }
+            });
+        });
+    }
+
+    /// Removes the idle warm containers of `instance` (it ended), freeing their slots.
+    pub fn end_instance(&self, instance: Uuid) {
+        let mut gone = Vec::new();
+        self.idle().retain(|key, containers| {
+            if key.instance == instance {
+                gone.append(containers);
+            }
+            key.instance != instance
+        });
+        gone.into_iter().for_each(discard);
+    }
+
+    /// Idle warm containers, all instances together.
+    pub fn idle_count(&self) -> usize {
+        self.idle().values().map(Vec::len).sum()
+    }
+}
+
+/// Removes the container in the background; its slot is freed once it is gone.
+fn discard(container: WarmContainer) {
+    tokio::spawn(async move {
+        if let Err(err) = container.lease.client.remove_container(&container.id).await {
+            tracing::warn!(node = %container.lease.node, container = %container.id, error = %err, "cannot remove a warm container");
+        }
+        drop(container.lease);
+    });
+}
+
+impl Executor {
+    /// Runs `job` in a warm container of its instance, as `run_attempts` does in fresh ones:
+    /// node faults move it to another container (and node), the actor's own failure is final.
+    pub(super) async fn run_warm_attempts(
+        &self,
+        job: &ActorJob,
+        cancel: &CancellationToken,
+        report: &mut ActorReport,
+        queued: &mut Duration,
+    ) -> Result<(), String> {
+        let inputs = self.load_inputs(&job.inputs).await?;
+        let limits = self.job_limits(job);
+        let config = self.pool().config().clone();
+        let key = Key {
+            instance: job.instance_id.unwrap_or_default(),
+            image: job.actor.image.clone(),
+            limits: format!("{limits:?}"),
+        };
+        let mut last_error = String::new();
+        while report.attempts < config.max_attempts {
+            report.attempts += 1;
+            let mut container = match self.warm.take(&key) {
+                Some(container) => container,
+                None => {
+                    let description = match job.instance_id {
+                        Some(id) => format!("{} ({id}, warm)", job.actor.name),
+                        None => format!("{} (warm)", job.actor.name),
+                    };
+                    let waiting = Instant::now();
+                    let lease = tokio::select! {
+                        lease = self.pool().acquire(job.priority, description) => lease,
+                        _ = cancel.cancelled() => {
+                            *queued += waiting.elapsed();
+                            report.status = ActorStatus::Cancelled;
+                            return Err("cancelled while waiting for a node".into());
+                        }
+                    };
+                    *queued += waiting.elapsed();
+                    let image = job.actor.image.clone().unwrap_or_else(|| lease.image.clone());
+                    let spec = self.warm_spec(job, &image, Vec::new(), &limits);
+                    let started = match self.ensure_image(&lease, &image).await {
+                        Ok(()) => lease.client.start_warm_container(&spec, config.warm_disk_size).await,
+                        Err(err) => Err(err),
+                    };
+                    match started {
+                        Ok(id) => WarmContainer { lease, id, image, runs: 0, idle_since: Instant::now() },
+                        Err(err) if err.is_node_fault() => {
+                            report.node = Some(lease.node.clone());
+                            self.pool().report_failure(&lease.node, &err, None);
+                            last_error = err.to_string();
+                            continue;
+                        }
+                        Err(err) => return Err(err.to_string()),
+                    }
+                }
+            };
+            report.node = Some(container.lease.node.clone());
+            report.container = Some(container.id.clone());
+            if let Some(notice) = &job.started {
+                let _ = notice.to.send((notice.index, container.lease.node.clone(), container.id.clone()));
+            }
+            let spec = self.warm_spec(job, &container.image, inputs.clone(), &limits);
+            let mut outputs = StoredOutputs::new(self.store.clone(), self.chunk_size, &job.actor.name, job.tag.clone());
+            let run = container.runs;
+            container.runs += 1;
+            let result = tokio::select! {
+                result = container.lease.client.warm_run(&container.id, run, &spec, cancel, &mut outputs) => result,
+                _ = container.lease.lost.cancelled() => Err(DockerError::Broken {
+                    node: container.lease.node.clone(),
+                    doing: "running the actor",
+                    message: "the node stopped answering".into(),
+                }),
+            };
+            match result {
+                Ok(done) => {
+                    match &done.doubt {
+                        None if container.runs < config.warm_max_runs => {
+                            self.warm.put(key, container, config.warm_idle_secs);
+                        }
+                        None => discard(container),
+                        Some(why) => {
+                            tracing::info!(container = %container.id, reason = %why, "warm container discarded");
+                            discard(container);
+                        }
+                    }
+                    let mut outcome = done.outcome;
+                    let log = std::mem::take(&mut outcome.log);
+                    let verdict = self.conclude(&spec, outcome, &outputs, report);
+                    self.save_log(job, report, &log).await;
+                    return verdict;
+                }
+                Err(err) if err.is_node_fault() => {
+                    tracing::warn!(node = %container.lease.node, actor = %job.actor.name, error = %err, "warm run failed on its node; trying another");
+                    self.pool().report_failure(&container.lease.node, &err, None);
+                    last_error = err.to_string();
+                    discard(container);
+                }
+                Err(err) => {
+                    discard(container);
+                    return Err(err.to_string());
+                }
+            }
+        }
+        Err(format!("gave up after {} nodes failed; last: {last_error}", config.max_attempts))
+    }
+
+    fn warm_spec(
+        &self,
+        job: &ActorJob,
+        image: &str,
+        inputs: Vec<InputFile>,
+        limits: &crate::docker::Limits,
+    ) -> ContainerSpec {
+        let config = self.pool().config();
+        ContainerSpec {
+            name: format!("wharf-warm-{}-{}", job.actor.name, &Uuid::new_v4().simple().to_string()[..12]),
+            image: image.to_owned(),
+            labels: HashMap::from([
+                (LABEL_SERVICE.to_owned(), config.service_name.clone()),
+                (LABEL_INSTANCE.to_owned(), job.instance_id.map(|id| id.to_string()).unwrap_or_default()),
+                (LABEL_ACTOR.to_owned(), job.actor.name.clone()),
+                (LABEL_PROCESS.to_owned(), self.pool().process_id().to_owned()),
+            ]),
+            script: job.actor.body.clone(),
+            inputs,
+            outputs: job.actor.outputs.clone(),
+            limits: limits.clone(),
+            keep: false,
+            log_tail_lines: config.log_tail_lines as usize,
+            max_outputs: config.max_outputs as usize,
+            max_outputs_size: config.max_outputs_size,
+            log_max_bytes: config.log_max_bytes,
+        }
+    }
+}
