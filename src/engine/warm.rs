@@ -60,6 +60,9 @@ struct WarmContainer {
 pub struct WarmPool {
     idle: Arc<Mutex<HashMap<Key, Vec<WarmContainer>>>>,
     reaper: Arc<std::sync::OnceLock<()>>,
+    /// Told when a container comes back idle: a run waiting for a slot takes it instead, as
+    /// the slots may all be held by idle containers of its own instance.
+    returned: Arc<tokio::sync::Notify>,
 }
 
 impl WarmPool {
@@ -79,6 +82,7 @@ impl WarmPool {
     fn put(&self, key: Key, mut container: WarmContainer, idle_secs: u64) {
         container.idle_since = Instant::now();
         self.idle().entry(key).or_default().push(container);
+        self.returned.notify_waiters();
         let pool = self.clone();
         self.reaper.get_or_init(move || {
             tokio::spawn(async move {
@@ -147,23 +151,33 @@ impl Executor {
         let mut last_error = String::new();
         while report.attempts < config.max_attempts {
             report.attempts += 1;
-            let mut container = match self.warm.take(&key) {
-                Some(container) => container,
-                None => {
-                    let description = match job.instance_id {
-                        Some(id) => format!("{} ({id}, warm)", job.actor.name),
-                        None => format!("{} (warm)", job.actor.name),
-                    };
-                    let waiting = Instant::now();
-                    let lease = tokio::select! {
-                        lease = self.pool().acquire(job.priority, description) => lease,
-                        _ = cancel.cancelled() => {
-                            *queued += waiting.elapsed();
-                            report.status = ActorStatus::Cancelled;
-                            return Err("cancelled while waiting for a node".into());
-                        }
-                    };
-                    *queued += waiting.elapsed();
+            let description = match job.instance_id {
+                Some(id) => format!("{} ({id}, warm)", job.actor.name),
+                None => format!("{} (warm)", job.actor.name),
+            };
+            let waiting = Instant::now();
+            // An idle container of the instance, or a slot for a new one, whichever comes first.
+            let found = loop {
+                let returned = self.warm.returned.notified();
+                tokio::pin!(returned);
+                returned.as_mut().enable();
+                if let Some(container) = self.warm.take(&key) {
+                    break Ok(container);
+                }
+                tokio::select! {
+                    lease = self.pool().acquire(job.priority, description.clone()) => break Err(lease),
+                    _ = returned => {}
+                    _ = cancel.cancelled() => {
+                        *queued += waiting.elapsed();
+                        report.status = ActorStatus::Cancelled;
+                        return Err("cancelled while waiting for a node".into());
+                    }
+                }
+            };
+            *queued += waiting.elapsed();
+            let mut container = match found {
+                Ok(container) => container,
+                Err(lease) => {
                     let image = job.actor.image.clone().unwrap_or_else(|| lease.image.clone());
                     let spec = self.warm_spec(job, &image, Vec::new(), &limits);
                     let started = match self.ensure_image(&lease, &image).await {
