@@ -144,6 +144,16 @@ impl Executor {
         limits::resolve(&layers, &self.limits)
     }
 
+    /// The labels of a container of `job`, fresh or warm: deployment, instance, actor, process.
+    pub(super) fn container_labels(&self, job: &ActorJob) -> HashMap<String, String> {
+        HashMap::from([
+            (LABEL_SERVICE.to_owned(), self.pool.config().service_name.clone()),
+            (LABEL_INSTANCE.to_owned(), job.instance_id.map(|id| id.to_string()).unwrap_or_default()),
+            (LABEL_ACTOR.to_owned(), job.actor.name.clone()),
+            (LABEL_PROCESS.to_owned(), self.pool.process_id().to_owned()),
+        ])
+    }
+
     /// Runs `job` to its end. Never fails: every problem is in the report.
     pub async fn run(&self, job: &ActorJob, cancel: &CancellationToken) -> ActorReport {
         let start_time = now_millis();
@@ -196,9 +206,7 @@ impl Executor {
         queued: &mut Duration,
     ) -> Result<(), String> {
         let inputs = self.load_inputs(&job.inputs).await?;
-        let layers: Vec<Option<&Limitation>> =
-            job.limitation.iter().map(Some).chain([job.actor.limitation.as_ref()]).collect();
-        let limits = limits::resolve(&layers, &self.limits);
+        let limits = self.job_limits(job);
         let max_attempts = self.pool.config().max_attempts;
         let mut last_error = String::new();
         while report.attempts < max_attempts {
@@ -224,12 +232,7 @@ impl Executor {
             let spec = ContainerSpec {
                 name: format!("wharf-{}-{}", job.actor.name, &Uuid::new_v4().simple().to_string()[..12]),
                 image: job.actor.image.clone().unwrap_or_else(|| lease.image.clone()),
-                labels: HashMap::from([
-                    (LABEL_SERVICE.to_owned(), self.pool.config().service_name.clone()),
-                    (LABEL_INSTANCE.to_owned(), job.instance_id.map(|id| id.to_string()).unwrap_or_default()),
-                    (LABEL_ACTOR.to_owned(), job.actor.name.clone()),
-                    (LABEL_PROCESS.to_owned(), self.pool.process_id().to_owned()),
-                ]),
+                labels: self.container_labels(job),
                 script: job.actor.body.clone(),
                 inputs: inputs.clone(),
                 outputs: job.actor.outputs.clone(),

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::executor::{ActorJob, ActorReport, ActorStatus, Executor};
 use super::outputs::StoredOutputs;
 use super::pool::Lease;
-use crate::docker::{ContainerSpec, DockerError, InputFile, LABEL_ACTOR, LABEL_INSTANCE, LABEL_PROCESS, LABEL_SERVICE};
+use crate::docker::{ContainerSpec, DockerError, InputFile};
 
 /// Where an actor runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -257,12 +257,7 @@ impl Executor {
         ContainerSpec {
             name: format!("wharf-warm-{}-{}", job.actor.name, &Uuid::new_v4().simple().to_string()[..12]),
             image: image.to_owned(),
-            labels: HashMap::from([
-                (LABEL_SERVICE.to_owned(), config.service_name.clone()),
-                (LABEL_INSTANCE.to_owned(), job.instance_id.map(|id| id.to_string()).unwrap_or_default()),
-                (LABEL_ACTOR.to_owned(), job.actor.name.clone()),
-                (LABEL_PROCESS.to_owned(), self.pool().process_id().to_owned()),
-            ]),
+            labels: self.container_labels(job),
             script: job.actor.body.clone(),
             inputs,
             outputs: job.actor.outputs.clone(),
