@@ -12,3 +12,10 @@ pub async fn count_labelled(docker: &Docker, label: &str) -> Result<usize, bolla
     let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
     Ok(docker.list_containers(Some(options)).await?.len())
 }
+
+/// How many containers on `docker` carry every one of `labels` (`key` or `key=value`).
+pub async fn count_labelled_all(docker: &Docker, labels: &[&str]) -> Result<usize, bollard::errors::Error> {
+    let filters = HashMap::from([("label", labels.to_vec())]);
+    let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+    Ok(docker.list_containers(Some(options)).await?.len())
+}

@@ -15,5 +15,5 @@ pub mod labels;
 pub mod proxy;
 
 pub use engine::{ConnectError, Engine, connect_tcp, connect_unix};
-pub use labels::count_labelled;
+pub use labels::{count_labelled, count_labelled_all};
 pub use proxy::TcpProxy;

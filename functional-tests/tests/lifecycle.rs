@@ -9,7 +9,7 @@ mod service;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use functional_tests::{Engine, count_labelled};
+use functional_tests::{Engine, count_labelled, count_labelled_all};
 use reqwest::Method;
 use serde_json::json;
 use service::{Api, Receiver, Service, binary, config};
@@ -93,14 +93,15 @@ async fn kill_9_mid_run_loses_nothing_recorded() {
         .find(|a| a["name"] == "mark")
         .cloned()
         .expect("mark ran");
+    // This deployment's slow container: other tests run a `slow` actor at the same time.
+    let service_label = format!("wharf.service={service_name}");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while count_labelled(&primary.docker, "wharf.actor=slow").await.expect("count") == 0 {
+    while count_labelled_all(&primary.docker, &[&service_label, "wharf.actor=slow"]).await.expect("count") == 0 {
         assert!(Instant::now() < deadline, "the slow actor's container never appeared");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     first.kill().expect("kill -9");
     let _ = first.wait();
-    let service_label = format!("wharf.service={service_name}");
     assert!(
         count_labelled(&primary.docker, &service_label).await.expect("count") >= 1,
         "the container outlives the service"
