@@ -2,15 +2,15 @@
 //! container from create to remove, moving images between nodes, and finding containers
 //! this service left behind. The only module that imports bollard.
 
+mod agent;
 mod archive;
 pub(crate) mod container;
-mod exec;
 mod image;
 mod logs;
 mod outputs;
 
+pub use agent::{FIRST_RUN_UID, WarmAgent, WarmRun};
 pub use container::{ContainerOutcome, ContainerSpec, ContentStream, InputContent, InputFile, Limits, Timings};
-pub use exec::{FIRST_RUN_UID, WarmRun};
 pub use outputs::OutputSink;
 
 use std::collections::HashMap;
@@ -45,6 +45,9 @@ pub enum DockerError {
          or give the node or actor an image it has (`PATCH /api/v1/DockerNode/{node}` with `image`)"
     )]
     ImageUnavailable { node: String, image: String },
+    /// The node is fine; what it was asked to do cannot be done (the actor's doing).
+    #[error("node {node}: {message}")]
+    Refused { node: String, message: String },
 }
 
 impl DockerError {
@@ -57,7 +60,7 @@ impl DockerError {
             DockerError::Engine { source, doing, .. } => {
                 is_engine_fault(source) || (is_not_found(source) && *doing != "creating a container")
             }
-            DockerError::ImageUnavailable { .. } => false,
+            DockerError::ImageUnavailable { .. } | DockerError::Refused { .. } => false,
         }
     }
 
@@ -67,7 +70,8 @@ impl DockerError {
             | DockerError::Engine { node, .. }
             | DockerError::Timeout { node, .. }
             | DockerError::Broken { node, .. }
-            | DockerError::ImageUnavailable { node, .. } => node,
+            | DockerError::ImageUnavailable { node, .. }
+            | DockerError::Refused { node, .. } => node,
         }
     }
 }

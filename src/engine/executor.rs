@@ -220,7 +220,7 @@ impl Executor {
             }
             let waiting = std::time::Instant::now();
             let lease = tokio::select! {
-                lease = self.pool.acquire(job.priority, description) => lease,
+                lease = self.acquire_slot(job.priority, description) => lease,
                 _ = cancel.cancelled() => {
                     *queued += waiting.elapsed();
                     report.status = ActorStatus::Cancelled;
@@ -442,6 +442,6 @@ fn engine_operation(err: &DockerError) -> Option<&'static str> {
         DockerError::Engine { doing, .. } | DockerError::Timeout { doing, .. } | DockerError::Broken { doing, .. } => {
             Some(doing)
         }
-        DockerError::ImageUnavailable { .. } => None,
+        DockerError::ImageUnavailable { .. } | DockerError::Refused { .. } => None,
     }
 }

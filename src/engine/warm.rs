@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::executor::{ActorJob, ActorReport, ActorStatus, Executor};
 use super::outputs::StoredOutputs;
 use super::pool::Lease;
-use crate::docker::{ContainerSpec, DockerError, InputFile};
+use crate::docker::{ContainerSpec, DockerError, InputFile, WarmAgent};
 
 /// Where an actor runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -49,7 +49,7 @@ struct Key {
 /// A running warm container and the slot it holds.
 struct WarmContainer {
     lease: Lease,
-    id: String,
+    agent: WarmAgent,
     image: String,
     runs: u32,
     idle_since: Instant,
@@ -114,6 +114,28 @@ impl WarmPool {
         gone.into_iter().for_each(discard);
     }
 
+    /// Removes the container that has been idle longest, if for at least `min`, freeing its
+    /// slot for work that waits for one.
+    fn evict_oldest(&self, min: Duration) {
+        let mut idle = self.idle();
+        let oldest = idle
+            .iter()
+            .flat_map(|(key, containers)| containers.iter().enumerate().map(move |(at, c)| (key, at, c.idle_since)))
+            .filter(|(_, _, since)| since.elapsed() >= min)
+            .min_by_key(|(_, _, since)| *since)
+            .map(|(key, at, _)| (key.clone(), at));
+        let Some((key, at)) = oldest else { return };
+        let container = idle.get_mut(&key).map(|containers| containers.remove(at));
+        if idle.get(&key).is_some_and(Vec::is_empty) {
+            idle.remove(&key);
+        }
+        drop(idle);
+        if let Some(container) = container {
+            tracing::debug!(container = %container.agent.id, "idle warm container removed: its slot is wanted");
+            discard(container);
+        }
+    }
+
     /// Idle warm containers, all instances together.
     pub fn idle_count(&self) -> usize {
         self.idle().values().map(Vec::len).sum()
@@ -123,14 +145,34 @@ impl WarmPool {
 /// Removes the container in the background; its slot is freed once it is gone.
 fn discard(container: WarmContainer) {
     tokio::spawn(async move {
-        if let Err(err) = container.lease.client.remove_container(&container.id).await {
-            tracing::warn!(node = %container.lease.node, container = %container.id, error = %err, "cannot remove a warm container");
+        let WarmContainer { lease, agent, .. } = container;
+        let id = agent.id.clone();
+        // Its agent ends with the stream, and the container with it.
+        drop(agent);
+        if let Err(err) = lease.client.remove_container(&id).await {
+            tracing::warn!(node = %lease.node, container = %id, error = %err, "cannot remove a warm container");
         }
-        drop(container.lease);
+        drop(lease);
     });
 }
 
+/// How long work waits for a slot before an idle warm container gives its slot up.
+const RECLAIM_AFTER: Duration = Duration::from_millis(20);
+
 impl Executor {
+    /// A node slot for work of `priority`. While it waits, idle warm containers of this
+    /// process give up their slots, oldest first: an idle container never keeps work waiting.
+    pub(super) async fn acquire_slot(&self, priority: i64, description: String) -> Lease {
+        let acquire = self.pool().acquire(priority, description);
+        tokio::pin!(acquire);
+        loop {
+            tokio::select! {
+                lease = &mut acquire => return lease,
+                _ = tokio::time::sleep(RECLAIM_AFTER) => self.warm.evict_oldest(RECLAIM_AFTER),
+            }
+        }
+    }
+
     /// Runs `job` in a warm container of its instance, as `run_attempts` does in fresh ones:
     /// node faults move it to another container (and node), the actor's own failure is final.
     pub(super) async fn run_warm_attempts(
@@ -157,6 +199,8 @@ impl Executor {
             };
             let waiting = Instant::now();
             // An idle container of the instance, or a slot for a new one, whichever comes first.
+            let acquire = self.acquire_slot(job.priority, description.clone());
+            tokio::pin!(acquire);
             let found = loop {
                 let returned = self.warm.returned.notified();
                 tokio::pin!(returned);
@@ -165,7 +209,7 @@ impl Executor {
                     break Ok(container);
                 }
                 tokio::select! {
-                    lease = self.pool().acquire(job.priority, description.clone()) => break Err(lease),
+                    lease = &mut acquire => break Err(lease),
                     _ = returned => {}
                     _ = cancel.cancelled() => {
                         *queued += waiting.elapsed();
@@ -185,7 +229,7 @@ impl Executor {
                         Err(err) => Err(err),
                     };
                     match started {
-                        Ok(id) => WarmContainer { lease, id, image, runs: 0, idle_since: Instant::now() },
+                        Ok(agent) => WarmContainer { lease, agent, image, runs: 0, idle_since: Instant::now() },
                         Err(err) if err.is_node_fault() => {
                             report.node = Some(lease.node.clone());
                             self.pool().report_failure(&lease.node, &err, None);
@@ -197,16 +241,16 @@ impl Executor {
                 }
             };
             report.node = Some(container.lease.node.clone());
-            report.container = Some(container.id.clone());
+            report.container = Some(container.agent.id.clone());
             if let Some(notice) = &job.started {
-                let _ = notice.to.send((notice.index, container.lease.node.clone(), container.id.clone()));
+                let _ = notice.to.send((notice.index, container.lease.node.clone(), container.agent.id.clone()));
             }
             let spec = self.warm_spec(job, &container.image, inputs.clone(), &limits);
             let mut outputs = StoredOutputs::new(self.store.clone(), self.chunk_size, &job.actor.name, job.tag.clone());
             let run = container.runs;
             container.runs += 1;
             let result = tokio::select! {
-                result = container.lease.client.warm_run(&container.id, run, &spec, cancel, &mut outputs) => result,
+                result = container.lease.client.warm_run(&mut container.agent, run, &spec, cancel, &mut outputs) => result,
                 _ = container.lease.lost.cancelled() => Err(DockerError::Broken {
                     node: container.lease.node.clone(),
                     doing: "running the actor",
@@ -221,7 +265,7 @@ impl Executor {
                         }
                         None => discard(container),
                         Some(why) => {
-                            tracing::info!(container = %container.id, reason = %why, "warm container discarded");
+                            tracing::info!(container = %container.agent.id, reason = %why, "warm container discarded");
                             discard(container);
                         }
                     }

@@ -11,6 +11,7 @@
 //! `group`'s samples of `/proc`, and `memory` for the ceiling and the cgroup's OOM kills;
 //! `tail` reads the end of its stderr; `report` writes `runner.json`.
 
+mod agent;
 mod group;
 mod limits;
 mod memory;
@@ -31,6 +32,9 @@ use run::Measurement;
 const REPORT_FILE: &str = "runner.json";
 
 fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("--agent") {
+        return agent::serve();
+    }
     let request = match request::read_request(io::stdin().lock()) {
         Ok(request) => request,
         Err(err) => {
