@@ -192,6 +192,7 @@ async fn through_wharf(actors: usize, concurrency: usize) -> anyhow::Result<(Dur
         image: None,
         outputs: vec!["out.txt".into()],
         limitation: None,
+        sandbox: Default::default(),
         created_at: now,
         updated_at: now,
     };

@@ -47,7 +47,14 @@ async fn main() -> anyhow::Result<()> {
         })
         .await?;
     let actor =
-        ActorFields { name: "noop".into(), body: "true".into(), image: None, outputs: vec![], limitation: None };
+        ActorFields {
+            name: "noop".into(),
+            body: "true".into(),
+            image: None,
+            outputs: vec![],
+            limitation: None,
+            sandbox: Default::default(),
+        };
     store.create_actor(&actor).await?;
     let script = "set_stage(\"Wait\");\nrun_actor(\"noop\", [])";
     store

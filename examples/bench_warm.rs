@@ -77,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
         image: None,
         outputs: file.outputs,
         limitation: None,
+        sandbox: Default::default(),
         created_at: now,
         updated_at: now,
     };

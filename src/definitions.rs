@@ -74,6 +74,7 @@ pub async fn load(store: &Store, dir: &Path) -> Result<Loaded, DefinitionError> 
             image: file.image,
             outputs: file.outputs,
             limitation: file.limitation,
+            sandbox: file.sandbox,
         });
     }
     let mut machines = Vec::new();

@@ -13,6 +13,7 @@ use super::extract::{JsonBody, Paging, QueryParams};
 use crate::model::actor::Actor;
 use crate::model::blob::validate_file_name;
 use crate::model::limitation::Limitation;
+use crate::model::sandbox::Sandbox;
 use crate::model::validate_name;
 use crate::store::ActorFields;
 
@@ -31,6 +32,10 @@ pub struct ActorInput {
     pub outputs: Vec<String>,
     #[serde(alias = "Limitation", default)]
     pub limitation: Option<Limitation>,
+    /// `fresh` (the default: a container of its own) or `warm` (a run in a warm container of
+    /// its instance); a script's call may ask otherwise.
+    #[serde(alias = "Sandbox", default)]
+    pub sandbox: Sandbox,
 }
 
 /// Changes to an actor; absent fields stay as they are.
@@ -48,6 +53,8 @@ pub struct ActorPatch {
     pub outputs: Option<Vec<String>>,
     #[serde(alias = "Limitation")]
     pub limitation: Option<Limitation>,
+    #[serde(alias = "Sandbox")]
+    pub sandbox: Option<Sandbox>,
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -109,6 +116,7 @@ async fn put_actor(
         image: input.image,
         outputs: input.outputs,
         limitation: input.limitation,
+        sandbox: input.sandbox,
     };
     validate(&fields)?;
     let id = state.store.create_actor(&fields).await?;
@@ -139,6 +147,9 @@ async fn patch_actor(
     }
     if let Some(limitation) = patch.limitation {
         fields.limitation = Some(limitation);
+    }
+    if let Some(sandbox) = patch.sandbox {
+        fields.sandbox = sandbox;
     }
     validate(&fields)?;
     state.store.update_actor(&name, &fields).await?;

@@ -56,6 +56,7 @@ pub async fn run(client: &Client, json: bool, command: ActorCommand) -> Result<(
             println!("image:    {}", table::cell(&actor["image"]));
             println!("outputs:  {}", outputs(&actor));
             println!("limits:   {}", table::cell(&actor["limitation"]));
+            println!("sandbox:  {}", table::cell(&actor["sandbox"]));
             println!("body:\n{}", actor["body"].as_str().unwrap_or_default());
         }
         ActorCommand::Put { file, name, outputs, image } => {

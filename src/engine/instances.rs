@@ -446,6 +446,8 @@ impl InstanceRunner {
             }
             limitation.extend(instance.limitation.clone());
             limitation.extend(machine_limits.cloned());
+            // The call's choice, else the actor's own.
+            let sandbox = spec["sandbox"].as_str().and_then(Sandbox::parse).unwrap_or(actor.sandbox);
             jobs.push(Ok(ActorJob {
                 instance_id: Some(instance.id),
                 actor,
@@ -455,7 +457,7 @@ impl InstanceRunner {
                 debug,
                 tag,
                 started: Some(StartNotice { index, to: started_tx.clone() }),
-                sandbox: spec["sandbox"].as_str().and_then(Sandbox::parse).unwrap_or_default(),
+                sandbox,
             }));
         }
         let runs = jobs.iter().enumerate().map(|(index, job)| async move {

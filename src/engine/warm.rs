@@ -16,27 +16,7 @@ use super::executor::{ActorJob, ActorReport, ActorStatus, Executor};
 use super::outputs::StoredOutputs;
 use super::pool::Lease;
 use crate::docker::{ContainerSpec, DockerError, InputFile, WarmAgent};
-
-/// Where an actor runs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Sandbox {
-    /// A container of its own, created for it and removed after it (the default).
-    #[default]
-    Fresh,
-    /// A run in a warm container of its instance.
-    Warm,
-}
-
-impl Sandbox {
-    /// `"warm"` or `"fresh"`, as a script's job says it.
-    pub fn parse(text: &str) -> Option<Sandbox> {
-        match text {
-            "fresh" => Some(Sandbox::Fresh),
-            "warm" => Some(Sandbox::Warm),
-            _ => None,
-        }
-    }
-}
+pub use crate::model::sandbox::Sandbox;
 
 /// Which runs may share a container: those of one instance, image and set of limits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

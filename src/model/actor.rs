@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::limitation::Limitation;
+use super::sandbox::Sandbox;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -19,6 +20,9 @@ pub struct Actor {
     /// Files the actor must leave in `/workdir`; each becomes a blob.
     pub outputs: Vec<String>,
     pub limitation: Option<Limitation>,
+    /// Where it runs unless a script's call asks otherwise: `fresh` (a container of its own)
+    /// or `warm` (a fresh directory and uid in a running container of its instance).
+    pub sandbox: Sandbox,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -31,6 +35,8 @@ pub struct ActorFile {
     pub outputs: Vec<String>,
     pub image: Option<String>,
     pub limitation: Option<Limitation>,
+    #[serde(default)]
+    pub sandbox: Sandbox,
 }
 
 impl ActorFile {
@@ -50,7 +56,7 @@ impl ActorFile {
                 "unknown key `{key}`: limitation takes cpuPeriod, cpuQuota, memory, memorySwap, \
                  blkioDeviceReadBps, blkioDeviceWriteBps, executionTimeout, enableNetwork, ulimit, pidsLimit, outputLimit"
             )),
-            Some(key) => Err(format!("unknown key `{key}`: an actor file takes body, outputs, image and limitation")),
+            Some(key) => Err(format!("unknown key `{key}`: an actor file takes body, outputs, image, limitation and sandbox")),
         }
     }
 }
@@ -65,10 +71,14 @@ mod tests {
             ActorFile::parse("body = \"true\"\noutputs = [\"a\"]\n[limitation]\nmemory = 5000000\n").expect("parses");
         assert_eq!(file.outputs, ["a"]);
         assert_eq!(file.limitation.and_then(|l| l.memory), Some(5_000_000));
+        assert_eq!(file.sandbox, super::Sandbox::Fresh, "fresh unless the file says otherwise");
+        let warm = ActorFile::parse("body = \"true\"\nsandbox = \"warm\"\n").expect("parses");
+        assert_eq!(warm.sandbox, super::Sandbox::Warm);
         for (text, key) in [
             ("body = \"true\"\noutput = [\"a\"]\n", "`output`"),
             ("body = \"true\"\n[limitation]\ncpu_period = 1\n", "`limitation.cpu_period`"),
             ("outputs = []\n", "body"),
+            ("body = \"true\"\nsandbox = \"hot\"\n", "sandbox"),
         ] {
             let err = ActorFile::parse(text).expect_err(text);
             assert!(err.contains(key), "`{err}` should name {key}");

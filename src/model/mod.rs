@@ -7,6 +7,7 @@ pub mod instance;
 pub mod limitation;
 pub mod log;
 pub mod node;
+pub mod sandbox;
 pub mod state_machine;
 
 use chrono::{DateTime, TimeZone, Utc};

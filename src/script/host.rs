@@ -127,10 +127,15 @@ fn blobs_of(inputs: &Array, what: &str, pos: Position) -> Fallible<Vec<BlobRef>>
 /// One actor of a `run_actor(s)` call, as recorded.
 fn actor_args(name: &str, inputs: &[BlobRef], options: &Map, pos: Position) -> Fallible<Value> {
     let mut args = json!({"actor": name, "inputs": inputs});
-    for key in ["tag", "limitation", "priority"] {
+    for key in ["tag", "limitation", "priority", "sandbox"] {
         if let Some(value) = options.get(key) {
             args[key] = to_json(value);
         }
+    }
+    if let Some(sandbox) = args.get("sandbox")
+        && sandbox.as_str().and_then(crate::engine::Sandbox::parse).is_none()
+    {
+        return Err(throw(format!("sandbox of actor {name}: must be \"fresh\" or \"warm\", not {sandbox}"), pos));
     }
     if let Some(limitation) = args.get("limitation")
         && let Err(e) = serde_json::from_value::<crate::model::limitation::Limitation>(limitation.clone())

@@ -280,3 +280,18 @@ fn an_actor_that_never_ran_ends_the_instance_with_its_cause_not_as_a_script_erro
     let outcome = run(script, &view, history, host, &ScriptLimits::default());
     assert_eq!(outcome, Outcome::Finished(json!("caught")));
 }
+
+#[test]
+fn a_job_asks_for_a_sandbox_by_name_and_a_wrong_one_says_which() {
+    let host = Arc::new(MemoryHost::default());
+    let view = instance(&host);
+    let limits = ScriptLimits::default();
+    let warm = run("run_actors([#{actor: \"a\", inputs: [], sandbox: \"warm\"}])", &view, vec![], host.clone(), &limits);
+    assert_eq!(warm, Outcome::Suspended(0));
+    let recorded = host.calls.lock().unwrap()[0].args.clone();
+    assert_eq!(recorded["actors"][0]["sandbox"], "warm", "the sandbox reaches the executor: {recorded}");
+
+    let wrong = run("run_actor(\"a\", [], #{sandbox: \"hot\"})", &view, vec![], host.clone(), &limits);
+    let Outcome::Failed(message) = wrong else { panic!("expected a failure, got {wrong:?}") };
+    assert!(message.contains("sandbox of actor a") && message.contains("\"hot\""), "{message}");
+}

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::{Page, Store, StoreError, from_json, parse_uuid, to_json};
 use crate::model::actor::Actor;
 use crate::model::limitation::Limitation;
+use crate::model::sandbox::Sandbox;
 use crate::model::{now_millis, to_time};
 
 /// The fields of an actor a caller sets; also the result of applying a patch.
@@ -17,15 +18,23 @@ pub struct ActorFields {
     pub image: Option<String>,
     pub outputs: Vec<String>,
     pub limitation: Option<Limitation>,
+    pub sandbox: Sandbox,
 }
 
 impl From<Actor> for ActorFields {
     fn from(a: Actor) -> Self {
-        ActorFields { name: a.name, body: a.body, image: a.image, outputs: a.outputs, limitation: a.limitation }
+        ActorFields {
+            name: a.name,
+            body: a.body,
+            image: a.image,
+            outputs: a.outputs,
+            limitation: a.limitation,
+            sandbox: a.sandbox,
+        }
     }
 }
 
-const COLUMNS: &str = "id, name, body, image, outputs, limitation, created_at, updated_at";
+const COLUMNS: &str = "id, name, body, image, outputs, limitation, sandbox, created_at, updated_at";
 
 fn actor(row: &AnyRow) -> Result<Actor, StoreError> {
     let get = |e: sqlx::Error| StoreError::Database { doing: "reading an actor", source: e };
@@ -37,6 +46,7 @@ fn actor(row: &AnyRow) -> Result<Actor, StoreError> {
         image: row.try_get("image").map_err(get)?,
         outputs: from_json("actor outputs", &row.try_get::<String, _>("outputs").map_err(get)?)?,
         limitation: limitation.map(|l| from_json("actor limitation", &l)).transpose()?,
+        sandbox: Sandbox::parse(&row.try_get::<String, _>("sandbox").map_err(get)?).unwrap_or_default(),
         created_at: to_time(row.try_get("created_at").map_err(get)?),
         updated_at: to_time(row.try_get("updated_at").map_err(get)?),
     })
@@ -70,8 +80,8 @@ impl Store {
         let id = Uuid::new_v4();
         let now = now_millis();
         sqlx::query(
-            "INSERT INTO actors (id, name, body, image, outputs, limitation, seq, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+            "INSERT INTO actors (id, name, body, image, outputs, limitation, sandbox, seq, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
         )
         .bind(id.to_string())
         .bind(&fields.name)
@@ -79,6 +89,7 @@ impl Store {
         .bind(fields.image.clone())
         .bind(to_json(&fields.outputs))
         .bind(fields.limitation.as_ref().map(to_json))
+        .bind(fields.sandbox.as_str())
         .bind(crate::model::next_seq())
         .bind(now)
         .execute(&self.pool)
@@ -90,14 +101,15 @@ impl Store {
     /// Replaces the stored fields of actor `name` (which may be renamed).
     pub async fn update_actor(&self, name: &str, fields: &ActorFields) -> Result<(), StoreError> {
         let done = sqlx::query(
-            "UPDATE actors SET name = $1, body = $2, image = $3, outputs = $4, limitation = $5, updated_at = $6 \
-             WHERE name = $7",
+            "UPDATE actors SET name = $1, body = $2, image = $3, outputs = $4, limitation = $5, sandbox = $6, \
+             updated_at = $7 WHERE name = $8",
         )
         .bind(&fields.name)
         .bind(&fields.body)
         .bind(fields.image.clone())
         .bind(to_json(&fields.outputs))
         .bind(fields.limitation.as_ref().map(to_json))
+        .bind(fields.sandbox.as_str())
         .bind(now_millis())
         .bind(name)
         .execute(&self.pool)

@@ -10,6 +10,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "processes", include_str!("../../migrations/0004_processes.sql")),
     (5, "actor_logs", include_str!("../../migrations/0005_actor_logs.sql")),
     (6, "streamed_blobs", include_str!("../../migrations/0006_streamed_blobs.sql")),
+    (7, "actor_sandbox", include_str!("../../migrations/0007_actor_sandbox.sql")),
 ];
 
 /// Applies every migration not yet recorded in `wharf_migrations`, each in a transaction.

@@ -20,7 +20,7 @@ async fn actor_lifecycle(db: Db) {
     server
         .put(
             "/api/v1/Actor",
-            json!({"Name": "RunActor", "Body": "runner < in", "Image": "wharf/full", "Limitation": {"Memory": 67108864}}),
+            json!({"Name": "RunActor", "Body": "runner < in", "Image": "wharf/full", "Limitation": {"Memory": 67108864}, "Sandbox": "warm"}),
         )
         .await
         .expect_ok();
@@ -31,9 +31,11 @@ async fn actor_lifecycle(db: Db) {
     assert_eq!(compile["body"], "gcc Main.c -o Main.out");
     assert_eq!(compile["outputs"], json!(["Main.out"]));
     assert!(compile["image"].is_null());
+    assert_eq!(compile["sandbox"], "fresh", "an actor runs in a container of its own unless it says otherwise");
     let run = server.get("/api/v1/Actor/RunActor").await;
     assert_eq!(run.expect_ok()["limitation"]["memory"], 67108864);
     assert_eq!(run.expect_ok()["image"], "wharf/full");
+    assert_eq!(run.expect_ok()["sandbox"], "warm");
 
     let all = server.get("/api/v1/Actor/All").await;
     let names: Vec<_> = all.expect_ok().as_array().expect("list").iter().map(|a| a["name"].clone()).collect();
@@ -48,6 +50,10 @@ async fn actor_lifecycle(db: Db) {
     let patched = server.get("/api/v1/Actor/CompileActor").await;
     assert_eq!(patched.expect_ok()["body"], "cc Main.c");
     assert_eq!(patched.expect_ok()["outputs"], json!(["Main.out"]), "fields not in the patch stay");
+    server.patch("/api/v1/Actor/CompileActor", json!({"sandbox": "warm"})).await.expect_ok();
+    let warm = server.get("/api/v1/Actor/CompileActor").await;
+    assert_eq!(warm.expect_ok()["sandbox"], "warm");
+    assert_eq!(warm.expect_ok()["body"], "cc Main.c", "a sandbox patch keeps the body");
     assert_eq!(server.patch("/api/v1/Actor/CompileActor", json!({"name": "Compile"})).await.expect_ok()["patched"], 1);
     server.get("/api/v1/Actor/CompileActor").await.expect_error(404, "CompileActor");
     server.get("/api/v1/Actor/Compile").await.expect_ok();
@@ -84,6 +90,7 @@ async fn actor_bad_input_changes_nothing(db: Db) {
         ("reserved name", json!({"name": "All", "body": "x"}), 400, "field `name`"),
         ("empty body", json!({"name": "a", "body": "  "}), 400, "field `body`"),
         ("bad output", json!({"name": "a", "body": "x", "outputs": ["../etc/passwd"]}), 400, "outputs[0]"),
+        ("unknown sandbox", json!({"name": "a", "body": "x", "sandbox": "hot"}), 400, "sandbox"),
         ("not an object", json!([1, 2]), 400, "invalid request body"),
         ("duplicate", json!({"name": "taken", "body": "x"}), 409, "actor `taken` already exists"),
     ];
@@ -97,6 +104,7 @@ async fn actor_bad_input_changes_nothing(db: Db) {
     server.patch("/api/v1/Actor/nobody", json!({"body": "x"})).await.expect_error(404, "actor `nobody` not found");
     server.patch("/api/v1/Actor/taken", json!({"body": false})).await.expect_error(400, "field `body`");
     server.patch("/api/v1/Actor/taken", json!({"name": "bad name"})).await.expect_error(400, "field `name`");
+    server.patch("/api/v1/Actor/taken", json!({"sandbox": "tepid"})).await.expect_error(400, "sandbox");
 
     let all = server.get("/api/v1/Actor/All").await;
     let all = all.expect_ok().as_array().expect("list").clone();

@@ -224,6 +224,7 @@ async fn executor_times_every_actor_it_ends() {
         image: None,
         outputs: vec![],
         limitation: None,
+        sandbox: Default::default(),
         created_at: now,
         updated_at: now,
     };

@@ -174,6 +174,7 @@ pub fn actor(name: &str, body: &str, outputs: &[&str]) -> Actor {
         image: None,
         outputs: outputs.iter().map(|s| s.to_string()).collect(),
         limitation: None,
+        sandbox: Default::default(),
         created_at: chrono_now(),
         updated_at: chrono_now(),
     }
