@@ -46,15 +46,14 @@ async fn main() -> anyhow::Result<()> {
             created_at: 0,
         })
         .await?;
-    let actor =
-        ActorFields {
-            name: "noop".into(),
-            body: "true".into(),
-            image: None,
-            outputs: vec![],
-            limitation: None,
-            sandbox: Default::default(),
-        };
+    let actor = ActorFields {
+        name: "noop".into(),
+        body: "true".into(),
+        image: None,
+        outputs: vec![],
+        limitation: None,
+        sandbox: Default::default(),
+    };
     store.create_actor(&actor).await?;
     let script = "set_stage(\"Wait\");\nrun_actor(\"noop\", [])";
     store

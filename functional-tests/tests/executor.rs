@@ -4,10 +4,9 @@
 
 mod common;
 
-use common::{NodeSpec, Rig, SERIAL, actor, job};
+use common::{HostileCase, NodeSpec, Rig, SERIAL, actor, hostile_cases, job};
 use functional_tests::Engine;
 use wharf::engine::ActorStatus;
-use wharf::model::limitation::Limitation;
 
 fn primary_node(engine: &Engine, capacity: i64) -> NodeSpec<'static> {
     NodeSpec { name: "primary", address: engine.address.clone(), capacity }
@@ -65,53 +64,7 @@ async fn hostile_actors_get_the_right_verdict_and_the_node_stays_healthy() {
     let Some(engine) = Engine::primary_or_skip().await else { return };
     let _serial = SERIAL.lock().await;
     let rig = Rig::start(&[primary_node(&engine, 4)]).await;
-    let limited = |f: fn(&mut Limitation)| {
-        let mut limitation = Limitation { execution_timeout: Some(3000), ..Limitation::default() };
-        f(&mut limitation);
-        Some(limitation)
-    };
-    // (name, body, outputs, limits, the verdict's start)
-    type Case<'a> = (&'a str, &'a str, &'a [&'a str], Option<Limitation>, &'a str);
-    let cases: Vec<Case> = vec![
-        (
-            "memory-bomb",
-            "dd if=/dev/zero of=/dev/null bs=200M count=1",
-            &[],
-            limited(|l| l.memory = Some(64 << 20)),
-            "killed: out of memory (limit 64 MiB)",
-        ),
-        (
-            "fork-bomb",
-            "bomb() { bomb | bomb & }; bomb; sleep 30",
-            &[],
-            limited(|l| l.pids_limit = Some(64)),
-            "timed out after 3000 ms",
-        ),
-        (
-            "infinite-loop",
-            "while :; do :; done",
-            &[],
-            limited(|l| l.execution_timeout = Some(1500)),
-            "timed out after 1500 ms",
-        ),
-        (
-            "network",
-            "ls /sys/class/net\nwget -q -T 2 -O /dev/null http://wharf.invalid/",
-            &[],
-            limited(|_| {}),
-            "exited with code 1",
-        ),
-        (
-            "huge-output",
-            "dd if=/dev/zero of=big.out bs=1M count=64",
-            &["big.out"],
-            limited(|l| l.output_limit = Some(8 << 20)),
-            "killed: a file grew past the output limit of 8388608 bytes",
-        ),
-        ("missing-output", "echo no file here", &["result.txt"], limited(|_| {}), "output result.txt missing"),
-        ("exit-code", "echo failing >&2; exit 3", &[], limited(|_| {}), "exited with code 3"),
-    ];
-    for (name, body, outputs, limitation, verdict) in cases {
+    for HostileCase { name, body, outputs, limitation, verdict } in hostile_cases() {
         let report = rig.run(&job(actor(name, body, outputs), vec![], limitation)).await;
         let exception = report.exception.clone().unwrap_or_default();
         assert_eq!(report.status, ActorStatus::Failed, "{name}: {report:?}");

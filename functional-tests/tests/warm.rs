@@ -1,11 +1,15 @@
 //! Warm sandboxes against a real engine: a warm run gives what a fresh container gives, runs
 //! of one instance share a container, and hostile runs (a background process, writes outside
-//! the run's directory, a full disk, reading another run's files) affect no later run.
+//! the run's directory, a full disk, reading another run's files) affect no later run, hostile
+//! actors get the verdicts they get fresh, and a killed agent, a vanished node or a dead
+//! process loses no run and leaves no container.
 
 mod common;
 
-use common::{NodeSpec, Rig, SERIAL, actor, job};
-use functional_tests::Engine;
+use std::time::{Duration, Instant};
+
+use common::{HostileCase, NodeSpec, Rig, SERIAL, actor, hostile_cases, job};
+use functional_tests::{Engine, TcpProxy};
 use wharf::engine::{ActorJob, ActorStatus, Sandbox};
 use wharf::model::actor::Actor;
 
@@ -116,4 +120,125 @@ async fn hostile_runs_affect_no_later_run() {
 
     rig.executor.warm().end_instance(instance);
     rig.finish(&[&engine]).await;
+}
+
+#[tokio::test]
+async fn hostile_actors_get_the_same_verdicts_warm_and_doubt_ends_the_container() {
+    let Some(engine) = Engine::primary_or_skip().await else { return };
+    let _serial = SERIAL.lock().await;
+    let rig = Rig::start(&[NodeSpec { name: "primary", address: engine.address.clone(), capacity: 2 }]).await;
+    let instance = uuid::Uuid::new_v4();
+    for HostileCase { name, body, outputs, limitation, verdict } in hostile_cases() {
+        let hostile = ActorJob {
+            limitation: limitation.clone().into_iter().collect(),
+            ..warm(actor(name, body, outputs), instance)
+        };
+        let report = rig.run(&hostile).await;
+        let exception = report.exception.clone().unwrap_or_default();
+        assert_eq!(report.status, ActorStatus::Failed, "{name}: {report:?}");
+        assert!(exception.starts_with(verdict), "{name} warm: `{exception}` should start with `{verdict}`");
+        assert_eq!(rig.health("primary"), "healthy", "{name} does not make the node unhealthy");
+        // A run under the same limits after it: a new container when the hostile one left
+        // its container in doubt (out of memory, timed out), the same one otherwise.
+        let after =
+            ActorJob { limitation: limitation.into_iter().collect(), ..warm(actor("after", "true", &[]), instance) };
+        let next = rig.run(&after).await;
+        assert_eq!(next.status, ActorStatus::Succeeded, "after {name}: {next:?}");
+        let in_doubt = matches!(name, "memory-bomb" | "fork-bomb" | "infinite-loop");
+        assert_eq!(next.container != report.container, in_doubt, "after {name}: {report:?} then {next:?}");
+    }
+    rig.executor.warm().end_instance(instance);
+    rig.finish(&[&engine]).await;
+}
+
+#[tokio::test]
+async fn a_killed_agent_moves_its_run_to_a_new_container_and_the_node_stays_healthy() {
+    let Some(engine) = Engine::primary_or_skip().await else { return };
+    let _serial = SERIAL.lock().await;
+    let rig = Rig::start(&[one_slot(&engine)]).await;
+    let instance = uuid::Uuid::new_v4();
+    let first = rig.run(&warm(actor("first", "true", &[]), instance)).await;
+    let container = first.container.clone().expect("a container");
+    let survivor = warm(actor("survivor", "sleep 2; echo done > out.txt", &["out.txt"]), instance);
+    let running = tokio::spawn({
+        let executor = rig.executor.clone();
+        async move { executor.run(&survivor, &Default::default()).await }
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let killed = std::process::Command::new("docker")
+        .args(["exec", &container, "sh", "-c", "kill -9 $(pidof runner)"])
+        .output()
+        .expect("docker exec");
+    assert!(killed.status.success(), "killing the agent: {}", String::from_utf8_lossy(&killed.stderr));
+    let report = running.await.expect("join");
+    assert_eq!(report.status, ActorStatus::Succeeded, "{report:?}");
+    assert_eq!(report.attempts, 2, "the run was tried again: {report:?}");
+    assert_ne!(report.container.as_deref(), Some(container.as_str()), "in a new container");
+    assert_eq!(rig.output(&report, "out.txt").await, b"done\n");
+    assert_eq!(rig.health("primary"), "healthy", "a dead agent is the container's fault, not the node's");
+    rig.executor.warm().end_instance(instance);
+    rig.finish(&[&engine]).await;
+}
+
+#[tokio::test]
+async fn a_node_that_vanishes_mid_warm_run_sends_it_elsewhere_and_leaves_nothing() {
+    let Some(primary) = Engine::primary_or_skip().await else { return };
+    let Some(second) = Engine::second_or_skip().await else { return };
+    let _serial = SERIAL.lock().await;
+    let proxy = TcpProxy::start(&primary.socket).await.expect("proxy");
+    let rig = Rig::start(&[
+        NodeSpec { name: "flaky", address: proxy.url(), capacity: 1 },
+        NodeSpec { name: "second", address: second.address.clone(), capacity: 1 },
+    ])
+    .await;
+    let instance = uuid::Uuid::new_v4();
+    // The second engine gets the image first; then the run starts on the flaky node.
+    rig.set_drained("flaky", true).await;
+    let loaded = rig.run(&job(actor("load", "true", &[]), vec![], None)).await;
+    assert_eq!(loaded.node.as_deref(), Some("second"), "{loaded:?}");
+    rig.set_drained("flaky", false).await;
+    rig.set_drained("second", true).await;
+    let work = warm(actor("mover", "sleep 2; echo done > out.txt", &["out.txt"]), instance);
+    let running = tokio::spawn({
+        let executor = rig.executor.clone();
+        async move { executor.run(&work, &Default::default()).await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while rig.running("flaky") < 1 {
+        assert!(Instant::now() < deadline, "the warm run never started on the flaky node");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    rig.set_drained("second", false).await;
+    proxy.cut().await;
+    let report = running.await.expect("join");
+    assert_eq!(report.status, ActorStatus::Succeeded, "{report:?}");
+    assert_eq!(report.node.as_deref(), Some("second"), "it finished on the other node");
+    assert_eq!(report.attempts, 2);
+    assert_eq!(rig.output(&report, "out.txt").await, b"done\n");
+    assert_eq!(rig.health("flaky"), "unhealthy");
+    rig.executor.warm().end_instance(instance);
+
+    // Back again: it heals, and the warm container it lost is removed.
+    proxy.restore().await.expect("restore");
+    rig.wait_health("flaky", "healthy").await;
+    rig.finish(&[&primary, &second]).await;
+}
+
+#[tokio::test]
+async fn warm_containers_of_a_process_that_died_are_swept() {
+    let Some(engine) = Engine::primary_or_skip().await else { return };
+    let _serial = SERIAL.lock().await;
+    let service = format!("wharf-test-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let dead = Rig::start_as(&service, &[one_slot(&engine)]).await;
+    let instance = uuid::Uuid::new_v4();
+    let report = dead.run(&warm(actor("idle", "true", &[]), instance)).await;
+    assert_eq!(report.status, ActorStatus::Succeeded, "{report:?}");
+    assert_eq!(dead.containers_on(&engine).await, 1, "the warm container waits for the next run");
+    // The process is gone without ending its instance: a new one (its own database: no record
+    // of the old process as live) sweeps the container at its first contact with the node.
+    dead.stop_probes();
+    let heir = Rig::start_as(&service, &[one_slot(&engine)]).await;
+    assert_eq!(heir.containers_on(&engine).await, 0, "the dead process's warm container was swept");
+    heir.finish(&[&engine]).await;
 }

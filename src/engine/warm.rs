@@ -256,10 +256,18 @@ impl Executor {
                     return verdict;
                 }
                 Err(err) if err.is_node_fault() => {
-                    tracing::warn!(node = %container.lease.node, actor = %job.actor.name, error = %err, "warm run failed on its node; trying another");
-                    self.pool().report_failure(&container.lease.node, &err, None);
                     last_error = err.to_string();
-                    discard(container);
+                    let lease = &container.lease;
+                    // The agent's stream ended or went wrong, but the engine answers: the
+                    // container failed (its agent killed, its memory gone), not the node.
+                    if !lease.lost.is_cancelled() && lease.client.ping().await.is_ok() {
+                        tracing::warn!(node = %lease.node, container = %container.agent.id, actor = %job.actor.name, error = %err, "warm container failed; its run moves to a new container");
+                        discard(container);
+                        continue;
+                    }
+                    tracing::warn!(node = %lease.node, actor = %job.actor.name, error = %err, "warm run failed on its node; trying another");
+                    // The node removes the container once it answers again.
+                    self.pool().report_failure(&lease.node, &err, Some(container.agent.id.clone()));
                 }
                 Err(err) => {
                     discard(container);

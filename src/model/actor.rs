@@ -56,7 +56,9 @@ impl ActorFile {
                 "unknown key `{key}`: limitation takes cpuPeriod, cpuQuota, memory, memorySwap, \
                  blkioDeviceReadBps, blkioDeviceWriteBps, executionTimeout, enableNetwork, ulimit, pidsLimit, outputLimit"
             )),
-            Some(key) => Err(format!("unknown key `{key}`: an actor file takes body, outputs, image, limitation and sandbox")),
+            Some(key) => {
+                Err(format!("unknown key `{key}`: an actor file takes body, outputs, image, limitation and sandbox"))
+            }
         }
     }
 }

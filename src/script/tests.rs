@@ -286,7 +286,8 @@ fn a_job_asks_for_a_sandbox_by_name_and_a_wrong_one_says_which() {
     let host = Arc::new(MemoryHost::default());
     let view = instance(&host);
     let limits = ScriptLimits::default();
-    let warm = run("run_actors([#{actor: \"a\", inputs: [], sandbox: \"warm\"}])", &view, vec![], host.clone(), &limits);
+    let warm =
+        run("run_actors([#{actor: \"a\", inputs: [], sandbox: \"warm\"}])", &view, vec![], host.clone(), &limits);
     assert_eq!(warm, Outcome::Suspended(0));
     let recorded = host.calls.lock().unwrap()[0].args.clone();
     assert_eq!(recorded["actors"][0]["sandbox"], "warm", "the sandbox reaches the executor: {recorded}");

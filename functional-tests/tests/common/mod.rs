@@ -4,6 +4,10 @@
 
 #![allow(dead_code)]
 
+mod hostile;
+
+pub use hostile::{HostileCase, hostile_cases};
+
 use std::time::{Duration, Instant};
 
 use functional_tests::{Engine, count_labelled};
@@ -145,6 +149,11 @@ impl Rig {
     /// Containers of this rig's service on `engine`.
     pub async fn containers_on(&self, engine: &Engine) -> usize {
         count_labelled(&engine.docker, &format!("wharf.service={}", self.service)).await.expect("count containers")
+    }
+
+    /// Stops the probes, as a process that died would, leaving its containers.
+    pub fn stop_probes(&self) {
+        self.probes.cancel();
     }
 
     /// Stops the probes after checking that no container of this test is left anywhere.
