@@ -101,6 +101,7 @@ pub async fn run(
     let metrics = crate::metrics::Metrics::new();
     let executor =
         Executor::new(store.clone(), pool.clone(), config.limits.clone(), config.blobs.chunk_size, metrics.clone());
+    let warm = executor.warm().clone();
     let callbacks_wake = Arc::new(Notify::new());
     let deliveries = supervise(
         &workers,
@@ -191,6 +192,7 @@ pub async fn run(
     let _ = deliveries.await;
     let _ = probes.await;
     let _ = heartbeats.await;
+    warm.close().await;
     // Its runs went back to the queue: nothing of this process is left to take over.
     if let Err(err) = store.unregister_process(membership.id()).await {
         tracing::warn!(error = %err, "cannot unregister this process; others take it for dead after the lease");

@@ -103,6 +103,9 @@ async fn judge_gives_every_verdict_and_calls_back_once() {
     let nodes: std::collections::BTreeSet<&str> = actors.iter().filter_map(|a| a["usedNode"].as_str()).collect();
     assert_eq!(nodes.len(), 2, "runs spread over both nodes: {nodes:?}");
     assert!(actors.iter().all(|a| a["status"] == "Succeeded" && a["usedContainer"].is_string()));
+    let run_containers: std::collections::BTreeSet<&str> =
+        actors.iter().filter(|a| a["name"] == "judge-run").filter_map(|a| a["usedContainer"].as_str()).collect();
+    assert!(run_containers.len() < 10, "the ten runs share warm containers: {run_containers:?}");
 
     // The dataflow: the source into the compile, Main.out from it into every run.
     let graph = reqwest::get(format!("{}/api/v1/StateMachineInstance/{id}/graph", api.base)).await.expect("graph");

@@ -86,7 +86,7 @@ impl DockerClient {
         host_config.init = Some(true);
         host_config.cap_add = Some(AGENT_CAPABILITIES.iter().map(|c| (*c).to_owned()).collect());
         host_config.tmpfs =
-            Some(HashMap::from([(RUNS.to_owned(), format!("rw,nosuid,nodev,size={disk_size},mode=0711"))]));
+            Some(HashMap::from([(RUNS.to_owned(), format!("rw,exec,nosuid,nodev,size={disk_size},mode=0711"))]));
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             entrypoint: Some(vec![AGENT.into(), "--agent".into()]),

@@ -43,6 +43,8 @@ pub struct WarmPool {
     /// Told when a container comes back idle: a run waiting for a slot takes it instead, as
     /// the slots may all be held by idle containers of its own instance.
     returned: Arc<tokio::sync::Notify>,
+    /// Removals under way, which `close` waits for.
+    removals: tokio_util::task::TaskTracker,
 }
 
 impl WarmPool {
@@ -76,7 +78,7 @@ impl WarmPool {
                         stale.extend::<Vec<WarmContainer>>(old);
                     }
                     pool.idle().retain(|_, containers| !containers.is_empty());
-                    stale.into_iter().for_each(discard);
+                    stale.into_iter().for_each(|c| pool.discard(c));
                 }
             });
         });
@@ -91,7 +93,16 @@ impl WarmPool {
             }
             key.instance != instance
         });
-        gone.into_iter().for_each(discard);
+        gone.into_iter().for_each(|c| self.discard(c));
+    }
+
+    /// Removes every idle warm container and waits for all removals under way: the process
+    /// stops, and leaves no container behind.
+    pub async fn close(&self) {
+        let all: Vec<WarmContainer> = self.idle().drain().flat_map(|(_, containers)| containers).collect();
+        all.into_iter().for_each(|c| self.discard(c));
+        self.removals.close();
+        self.removals.wait().await;
     }
 
     /// Removes the container that has been idle longest, if for at least `min`, freeing its
@@ -112,7 +123,7 @@ impl WarmPool {
         drop(idle);
         if let Some(container) = container {
             tracing::debug!(container = %container.agent.id, "idle warm container removed: its slot is wanted");
-            discard(container);
+            self.discard(container);
         }
     }
 
@@ -120,20 +131,20 @@ impl WarmPool {
     pub fn idle_count(&self) -> usize {
         self.idle().values().map(Vec::len).sum()
     }
-}
 
-/// Removes the container in the background; its slot is freed once it is gone.
-fn discard(container: WarmContainer) {
-    tokio::spawn(async move {
-        let WarmContainer { lease, agent, .. } = container;
-        let id = agent.id.clone();
-        // Its agent ends with the stream, and the container with it.
-        drop(agent);
-        if let Err(err) = lease.client.remove_container(&id).await {
-            tracing::warn!(node = %lease.node, container = %id, error = %err, "cannot remove a warm container");
-        }
-        drop(lease);
-    });
+    /// Removes the container in the background; its slot is freed once it is gone.
+    fn discard(&self, container: WarmContainer) {
+        self.removals.spawn(async move {
+            let WarmContainer { lease, agent, .. } = container;
+            let id = agent.id.clone();
+            // Its agent ends with the stream, and the container with it.
+            drop(agent);
+            if let Err(err) = lease.client.remove_container(&id).await {
+                tracing::warn!(node = %lease.node, container = %id, error = %err, "cannot remove a warm container");
+            }
+            drop(lease);
+        });
+    }
 }
 
 /// How long work waits for a slot before an idle warm container gives its slot up.
@@ -243,10 +254,10 @@ impl Executor {
                         None if container.runs < config.warm_max_runs => {
                             self.warm.put(key, container, config.warm_idle_secs);
                         }
-                        None => discard(container),
+                        None => self.warm.discard(container),
                         Some(why) => {
                             tracing::info!(container = %container.agent.id, reason = %why, "warm container discarded");
-                            discard(container);
+                            self.warm.discard(container);
                         }
                     }
                     let mut outcome = done.outcome;
@@ -262,7 +273,7 @@ impl Executor {
                     // container failed (its agent killed, its memory gone), not the node.
                     if !lease.lost.is_cancelled() && lease.client.ping().await.is_ok() {
                         tracing::warn!(node = %lease.node, container = %container.agent.id, actor = %job.actor.name, error = %err, "warm container failed; its run moves to a new container");
-                        discard(container);
+                        self.warm.discard(container);
                         continue;
                     }
                     tracing::warn!(node = %lease.node, actor = %job.actor.name, error = %err, "warm run failed on its node; trying another");
@@ -270,7 +281,7 @@ impl Executor {
                     self.pool().report_failure(&lease.node, &err, Some(container.agent.id.clone()));
                 }
                 Err(err) => {
-                    discard(container);
+                    self.warm.discard(container);
                     return Err(err.to_string());
                 }
             }
