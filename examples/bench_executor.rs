@@ -1,6 +1,7 @@
-//! Benchmark (not a test): N trivial actors through wharf's executor versus a bare loop doing
-//! the same container lifecycle with bollard directly, at the same concurrency, in the same
-//! run, on the local engine. Prints both, their ratio, and where the time goes.
+//! Benchmark (not a test): N trivial actors through wharf's executor, in fresh containers and
+//! in warm ones, versus a bare loop doing the fresh container lifecycle with bollard directly,
+//! at the same concurrency, in the same run, on the local engine. Prints the three, their
+//! ratios, and where the time goes (a warm run has no create, start or remove).
 //!
 //!   cargo run --release --example bench_executor -- [actors=40] [concurrency=4]
 //!
@@ -16,14 +17,13 @@ use bollard::query_parameters::{
     UploadToContainerOptionsBuilder,
 };
 use futures::StreamExt;
+use support::{IMAGE, LocalExecutor};
 use tokio_util::sync::CancellationToken;
-use wharf::config::{ExecutorConfig, LimitsConfig};
-use wharf::engine::{ActorJob, ActorStatus, Executor, NodePool, run_probes};
-use wharf::model::actor::Actor;
-use wharf::model::node::NodeRecord;
-use wharf::store::{BlobUpload, Store};
+use wharf::engine::{ActorStatus, Sandbox};
 
-const IMAGE: &str = "wharf/actor:latest";
+#[path = "support/mod.rs"]
+mod support;
+
 const SCRIPT: &str = "cat in.txt > out.txt";
 
 #[derive(Default, Clone, Copy)]
@@ -53,7 +53,8 @@ async fn main() -> anyhow::Result<()> {
     // Warm both paths once so that neither pays for first-use costs.
     bare(&docker, 1, 1).await?;
     let (bare_time, bare_phases) = bare(&docker, actors, concurrency).await?;
-    let (wharf_time, wharf_phases) = through_wharf(actors, concurrency).await?;
+    let (wharf_time, wharf_phases) = through_wharf(actors, concurrency, Sandbox::Fresh).await?;
+    let (warm_time, warm_phases) = through_wharf(actors, concurrency, Sandbox::Warm).await?;
 
     println!("{actors} actors, concurrency {concurrency}, image {IMAGE}, script `{SCRIPT}`");
     println!("{:<28} {:>9} {:>12}", "", "wall (s)", "actors/s");
@@ -69,9 +70,16 @@ async fn main() -> anyhow::Result<()> {
         wharf_time.as_secs_f64(),
         actors as f64 / wharf_time.as_secs_f64()
     );
-    println!("ratio wharf / bare (wall): {:.2}", wharf_time.as_secs_f64() / bare_time.as_secs_f64());
+    println!(
+        "{:<28} {:>9.2} {:>12.1}",
+        "wharf executor, warm",
+        warm_time.as_secs_f64(),
+        actors as f64 / warm_time.as_secs_f64()
+    );
+    println!("ratio wharf fresh / bare (wall): {:.2}", wharf_time.as_secs_f64() / bare_time.as_secs_f64());
+    println!("ratio warm / bare (actors per second): {:.2}", bare_time.as_secs_f64() / warm_time.as_secs_f64());
     println!("\nmean per actor (ms)   {}", PHASES.map(|p| format!("{p:>8}")).join(""));
-    for (label, phases) in [("bare", bare_phases), ("wharf", wharf_phases)] {
+    for (label, phases) in [("bare", bare_phases), ("wharf", wharf_phases), ("warm", warm_phases)] {
         let cells: Vec<String> =
             phases.0.iter().map(|d| format!("{:>8.1}", d.as_secs_f64() * 1000.0 / actors as f64)).collect();
         println!("{label:<21} {}", cells.join(""));
@@ -157,61 +165,20 @@ async fn one_bare(docker: &Docker, i: usize) -> anyhow::Result<Phases> {
     Ok(phases)
 }
 
-/// The same work as actors through wharf's pool and executor, on a fresh SQLite store.
-async fn through_wharf(actors: usize, concurrency: usize) -> anyhow::Result<(Duration, Phases)> {
-    let dir = tempfile::tempdir()?;
-    let store = Store::open(&format!("sqlite://{}/bench.db", dir.path().display()), 8).await?;
-    store
-        .create_node(&NodeRecord {
-            name: "local".into(),
-            address: "unix:///var/run/docker.sock".into(),
-            image: IMAGE.into(),
-            capacity: concurrency as i64,
-            drained: false,
-            tls: None,
-            source: "api".into(),
-            created_at: 0,
-        })
-        .await?;
-    let config = ExecutorConfig { service_name: format!("bench-{}", std::process::id()), ..ExecutorConfig::default() };
-    let membership = wharf::engine::Membership::new(&config, "bench");
-    let pool = NodePool::load(store.clone(), config, membership).await?;
-    let probes = CancellationToken::new();
-    tokio::spawn(run_probes(pool.clone(), wharf::engine::Workers::default(), probes.clone()));
-    while pool.view().iter().any(|n| n.health != "healthy") {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let executor = Executor::new(store.clone(), pool, LimitsConfig::default(), 3 << 20, wharf::metrics::Metrics::new());
-    let upload = BlobUpload { name: "in.txt".into(), remark: String::new(), time_stamp: 0 };
-    let input = store.put_blob(&upload, b"hello\n", 3 << 20).await?;
-    let now = chrono::Utc::now();
-    let actor = Actor {
-        id: uuid::Uuid::new_v4(),
-        name: "bench".into(),
-        body: SCRIPT.into(),
-        image: None,
-        outputs: vec!["out.txt".into()],
-        limitation: None,
-        sandbox: Default::default(),
-        created_at: now,
-        updated_at: now,
-    };
-    let job = ActorJob {
-        instance_id: None,
-        actor,
-        inputs: vec![wharf::model::blob::BlobRef { id: input.id, name: "in.txt".into(), tag: None }],
-        limitation: Vec::new(),
-        priority: 0,
-        debug: false,
-        tag: None,
-        started: None,
-        sandbox: Default::default(),
-    };
+/// The same work as actors through wharf's pool and executor, on a fresh SQLite store: each in
+/// a fresh container, or all as runs of one instance in warm ones.
+async fn through_wharf(actors: usize, concurrency: usize, sandbox: Sandbox) -> anyhow::Result<(Duration, Phases)> {
+    let local = LocalExecutor::start(concurrency).await?;
+    let input = local.blob("in.txt", b"hello\n").await?;
+    let actor = support::actor("bench", SCRIPT, &["out.txt".into()]);
+    let instance = Some(uuid::Uuid::new_v4());
+    let job = support::job(&actor, &[input], instance, sandbox);
     let never = CancellationToken::new();
-    executor.run(&job, &never).await; // warm-up
+    local.executor.run(&job, &never).await; // warm-up
     let clock = Instant::now();
-    let reports = futures::future::join_all((0..actors).map(|_| executor.run(&job, &never))).await;
+    let reports = futures::future::join_all((0..actors).map(|_| local.executor.run(&job, &never))).await;
     let elapsed = clock.elapsed();
+    local.executor.warm().close().await;
     let mut total = Phases::default();
     for report in &reports {
         anyhow::ensure!(report.status == ActorStatus::Succeeded, "actor failed: {:?}", report.exception);
@@ -219,6 +186,5 @@ async fn through_wharf(actors: usize, concurrency: usize) -> anyhow::Result<(Dur
             total.add(&Phases([t.create, t.upload, t.start, t.wait, t.collect, t.remove]));
         }
     }
-    probes.cancel();
     Ok((elapsed, total))
 }

@@ -1,7 +1,14 @@
-//! Benchmark (not a test): the shipped judge's test step (`judge-run`: the runner measures
-//! `Main.out` on one `stdin.txt`) for N trivial tests of one instance, in fresh containers and
-//! in warm ones, through wharf's executor, in the same run, on the local engine. Prints both
-//! wall times and their ratio for each N.
+//! Benchmark (not a test): fresh containers versus warm sandboxes for the shipped judge, in
+//! the same run, on the local engine.
+//!
+//! 1. The judge's test step (`judge-run`: the runner measures `Main.out` on one `stdin.txt`)
+//!    for N trivial tests of one instance, straight through wharf's executor: wall time, the
+//!    runner's summed TotalTime and wall / summed; then runs one at a time, for the median
+//!    overhead of one run (its wall minus the runner's TotalTime) and where it goes.
+//! 2. The whole `judge` (compile, N runs, compare) through the HTTP API of a service on
+//!    PostgreSQL (`WHARF_TEST_POSTGRES_URL`, e.g. from `scripts/postgres.sh start`; SQLite
+//!    when unset), from PUT to Succeeded, warm as shipped and fresh (the same script asking
+//!    for fresh containers), to show what the database and the script add to the runs.
 //!
 //!   cargo run --release --example bench_warm -- [concurrency=4] [tests=10 40 100]
 //!
@@ -9,21 +16,42 @@
 
 use std::time::{Duration, Instant};
 
+use serde_json::{Value, json};
+use support::{LocalExecutor, median};
 use tokio_util::sync::CancellationToken;
-use wharf::config::{ExecutorConfig, LimitsConfig};
-use wharf::engine::{ActorJob, ActorStatus, Executor, NodePool, Sandbox, run_probes};
-use wharf::model::actor::Actor;
-use wharf::model::blob::BlobRef;
-use wharf::model::node::NodeRecord;
-use wharf::store::{BlobUpload, Store};
+use wharf::engine::{ActorStatus, Sandbox};
 
-const IMAGE: &str = "wharf/actor:latest";
+#[path = "support/mod.rs"]
+mod support;
+
 const JUDGE_RUN: &str = include_str!("../config/definitions/actors/judge-run.toml");
+const JUDGE: &str = include_str!("../config/definitions/state_machines/judge.rhai");
+const PROGRAM: &[u8] = b"#!/bin/sh\nread a b\necho $((a + b))\n";
 
 #[derive(serde::Deserialize)]
 struct ActorFile {
     body: String,
     outputs: Vec<String>,
+}
+
+/// Runs measured one at a time.
+const SEQUENTIAL: usize = 40;
+
+/// One side of a comparison of N tests at once.
+struct Measured {
+    wall: Duration,
+    runner_total: Duration,
+}
+
+/// Medians of runs one at a time, in ms.
+struct PerRun {
+    wall_ms: f64,
+    runner_ms: f64,
+    /// A run's wall minus the runner's TotalTime.
+    overhead_ms: f64,
+    /// Its container made, started and given the inputs; waited for; outputs collected and
+    /// the container removed; the rest (inputs looked up, the log stored, the verdict).
+    phases_ms: [f64; 4],
 }
 
 #[tokio::main]
@@ -33,97 +61,266 @@ async fn main() -> anyhow::Result<()> {
     let concurrency = args.first().copied().unwrap_or(4);
     let sizes = if args.len() > 1 { args[1..].to_vec() } else { vec![10, 40, 100] };
 
-    let dir = tempfile::tempdir()?;
-    let store = Store::open(&format!("sqlite://{}/bench.db", dir.path().display()), 8).await?;
-    store
-        .create_node(&NodeRecord {
-            name: "local".into(),
-            address: "unix:///var/run/docker.sock".into(),
-            image: IMAGE.into(),
-            capacity: concurrency as i64,
-            drained: false,
-            tls: None,
-            source: "api".into(),
-            created_at: 0,
-        })
-        .await?;
-    let config = ExecutorConfig { service_name: format!("bench-{}", std::process::id()), ..ExecutorConfig::default() };
-    let membership = wharf::engine::Membership::new(&config, "bench");
-    let pool = NodePool::load(store.clone(), config, membership).await?;
-    let probes = CancellationToken::new();
-    tokio::spawn(run_probes(pool.clone(), wharf::engine::Workers::default(), probes.clone()));
-    while pool.view().iter().any(|n| n.health != "healthy") {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let executor = Executor::new(store.clone(), pool, LimitsConfig::default(), 3 << 20, wharf::metrics::Metrics::new());
-
-    let put = |name: &'static str, bytes: &'static [u8]| {
-        let store = store.clone();
-        async move {
-            let upload = BlobUpload { name: name.into(), remark: String::new(), time_stamp: 0 };
-            let blob = store.put_blob(&upload, bytes, 3 << 20).await?;
-            anyhow::Ok(BlobRef { id: blob.id, name: name.into(), tag: None })
-        }
-    };
-    let program = put("Main.out", b"#!/bin/sh\nread a b\necho $((a + b))\n").await?;
-    let time = put("time.txt", b"1000").await?;
-    let stdin = put("stdin.txt", b"1 2\n").await?;
+    let local = LocalExecutor::start(concurrency).await?;
     let file: ActorFile = toml::from_str(JUDGE_RUN)?;
-    let now = chrono::Utc::now();
-    let actor = Actor {
-        id: uuid::Uuid::new_v4(),
-        name: "judge-run".into(),
-        body: file.body,
-        image: None,
-        outputs: file.outputs,
-        limitation: None,
-        sandbox: Default::default(),
-        created_at: now,
-        updated_at: now,
-    };
-    let job = |instance: uuid::Uuid, sandbox: Sandbox, index: usize| ActorJob {
-        instance_id: Some(instance),
-        actor: actor.clone(),
-        inputs: vec![program.clone(), stdin.clone(), time.clone()],
-        limitation: Vec::new(),
-        priority: 0,
-        debug: false,
-        tag: Some(index.to_string()),
-        started: None,
-        sandbox,
-    };
-    let never = CancellationToken::new();
-    let run = |tests: usize, sandbox: Sandbox| {
-        let (executor, never, job) = (&executor, &never, &job);
-        async move {
-            let instance = uuid::Uuid::new_v4();
-            let jobs: Vec<ActorJob> = (0..tests).map(|i| job(instance, sandbox, i)).collect();
-            let clock = Instant::now();
-            let reports = futures::future::join_all(jobs.iter().map(|j| executor.run(j, never))).await;
-            let elapsed = clock.elapsed();
-            executor.warm().end_instance(instance);
-            for report in &reports {
-                anyhow::ensure!(report.status == ActorStatus::Succeeded, "test failed: {:?}", report.exception);
-            }
-            anyhow::Ok(elapsed)
-        }
-    };
+    let actor = support::actor("judge-run", &file.body, &file.outputs);
+    let inputs = [
+        local.blob("Main.out", PROGRAM).await?,
+        local.blob("stdin.txt", b"1 2\n").await?,
+        local.blob("time.txt", b"1000").await?,
+    ];
     // Both paths once, so that neither pays for first-use costs.
-    run(1, Sandbox::Fresh).await?;
-    run(1, Sandbox::Warm).await?;
+    run_tests(&local, &actor, &inputs, 1, Sandbox::Fresh).await?;
+    run_tests(&local, &actor, &inputs, 1, Sandbox::Warm).await?;
 
-    println!("judge-run, trivial tests, concurrency {concurrency}, image {IMAGE}");
-    println!("{:>6} {:>10} {:>10} {:>14}", "tests", "fresh (s)", "warm (s)", "fresh / warm");
-    for tests in sizes {
-        let fresh = run(tests, Sandbox::Fresh).await?;
-        let warm = run(tests, Sandbox::Warm).await?;
+    println!("1. judge-run through the executor: trivial tests, concurrency {concurrency}, image {}", support::IMAGE);
+    println!(
+        "{:>6} {:>9} {:>9} {:>8} {:>12} {:>12}",
+        "tests", "fresh s", "warm s", "f / w", "fresh wall/", "warm wall/"
+    );
+    println!("{:>6} {:>9} {:>9} {:>8} {:>12} {:>12}", "", "", "", "", "runner sum", "runner sum");
+    let mut executor_warm = Vec::new();
+    for &tests in &sizes {
+        let fresh = run_tests(&local, &actor, &inputs, tests, Sandbox::Fresh).await?;
+        let warm = run_tests(&local, &actor, &inputs, tests, Sandbox::Warm).await?;
         println!(
-            "{tests:>6} {:>10.2} {:>10.2} {:>14.2}",
-            fresh.as_secs_f64(),
-            warm.as_secs_f64(),
-            fresh.as_secs_f64() / warm.as_secs_f64()
+            "{tests:>6} {:>9.2} {:>9.2} {:>8.2} {:>12.1} {:>12.1}",
+            fresh.wall.as_secs_f64(),
+            warm.wall.as_secs_f64(),
+            fresh.wall.as_secs_f64() / warm.wall.as_secs_f64(),
+            fresh.wall.as_secs_f64() / fresh.runner_total.as_secs_f64(),
+            warm.wall.as_secs_f64() / warm.runner_total.as_secs_f64(),
+        );
+        executor_warm.push(warm.wall);
+    }
+    println!("\none run at a time, {SEQUENTIAL} runs: median ms of a run's wall, and of its parts");
+    println!(
+        "{:>6} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8}",
+        "", "wall", "runner", "overhead", "start", "wait", "collect", "rest"
+    );
+    for sandbox in [Sandbox::Fresh, Sandbox::Warm] {
+        let m = run_one_at_a_time(&local, &actor, &inputs, sandbox).await?;
+        let [start, wait, collect, rest] = m.phases_ms;
+        println!(
+            "{:>6} {:>8.1} {:>8.1} {:>9.1} {start:>8.1} {wait:>8.1} {collect:>8.1} {rest:>8.1}",
+            sandbox.as_str(),
+            m.wall_ms,
+            m.runner_ms,
+            m.overhead_ms,
         );
     }
-    probes.cancel();
-    Ok(())
+    drop(local);
+
+    let database = std::env::var("WHARF_TEST_POSTGRES_URL").ok();
+    let service = ApiService::start(database.as_deref(), concurrency).await?;
+    println!("\n2. the judge through the API on {}: PUT to Succeeded", service.backend);
+    println!("{:>6} {:>9} {:>9} {:>8} {:>14}", "tests", "fresh s", "warm s", "f / w", "warm api/exec");
+    for (&tests, exec_warm) in sizes.iter().zip(&executor_warm) {
+        let blobs = service.submission(tests).await?;
+        let fresh = service.judge("judge-fresh", &blobs).await?;
+        let warm = service.judge("judge", &blobs).await?;
+        println!(
+            "{tests:>6} {:>9.2} {:>9.2} {:>8.2} {:>14.2}",
+            fresh.as_secs_f64(),
+            warm.as_secs_f64(),
+            fresh.as_secs_f64() / warm.as_secs_f64(),
+            warm.as_secs_f64() / exec_warm.as_secs_f64(),
+        );
+    }
+    service.stop().await
+}
+
+/// `tests` runs of one instance at once; each must succeed.
+async fn run_tests(
+    local: &LocalExecutor,
+    actor: &wharf::model::actor::Actor,
+    inputs: &[wharf::model::blob::BlobRef],
+    tests: usize,
+    sandbox: Sandbox,
+) -> anyhow::Result<Measured> {
+    let instance = uuid::Uuid::new_v4();
+    let never = CancellationToken::new();
+    let job = support::job(actor, inputs, Some(instance), sandbox);
+    let clock = Instant::now();
+    let timed = futures::future::join_all((0..tests).map(|_| async {
+        let report = local.executor.run(&job, &never).await;
+        ((), report)
+    }))
+    .await;
+    let wall = clock.elapsed();
+    local.executor.warm().end_instance(instance);
+    let mut runner_total = Duration::ZERO;
+    for (_, report) in &timed {
+        runner_total += runner_time(local, report).await?;
+    }
+    Ok(Measured { wall, runner_total })
+}
+
+/// The runner's TotalTime of a run that must have succeeded.
+async fn runner_time(local: &LocalExecutor, report: &wharf::engine::ActorReport) -> anyhow::Result<Duration> {
+    anyhow::ensure!(report.status == ActorStatus::Succeeded, "test failed: {:?}", report.exception);
+    let figures = report.outputs.iter().find(|b| b.name == "runner.json").expect("runner.json");
+    let figures: Value = serde_json::from_slice(&local.read(figures).await?)?;
+    Ok(Duration::from_millis(figures["TotalTime"].as_u64().unwrap_or(0)))
+}
+
+/// `SEQUENTIAL` runs of one instance, each after the one before.
+async fn run_one_at_a_time(
+    local: &LocalExecutor,
+    actor: &wharf::model::actor::Actor,
+    inputs: &[wharf::model::blob::BlobRef],
+    sandbox: Sandbox,
+) -> anyhow::Result<PerRun> {
+    let instance = uuid::Uuid::new_v4();
+    let never = CancellationToken::new();
+    let job = support::job(actor, inputs, Some(instance), sandbox);
+    let (mut walls, mut runners, mut overheads) = (Vec::new(), Vec::new(), Vec::new());
+    let mut phases: [Vec<f64>; 4] = Default::default();
+    for _ in 0..SEQUENTIAL {
+        let clock = Instant::now();
+        let report = local.executor.run(&job, &never).await;
+        let wall = clock.elapsed();
+        let runner = runner_time(local, &report).await?;
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        walls.push(ms(wall));
+        runners.push(ms(runner));
+        overheads.push(ms(wall.saturating_sub(runner)));
+        if let Some(t) = &report.timings {
+            let (start, collect) = (t.create + t.upload + t.start, t.collect + t.remove);
+            let rest = wall.saturating_sub(start + t.wait + collect);
+            for (at, phase) in [start, t.wait, collect, rest].into_iter().enumerate() {
+                phases[at].push(ms(phase));
+            }
+        }
+    }
+    local.executor.warm().end_instance(instance);
+    Ok(PerRun {
+        wall_ms: median(walls),
+        runner_ms: median(runners),
+        overhead_ms: median(overheads),
+        phases_ms: phases.map(median),
+    })
+}
+
+/// A wharf service in this process on a loopback port, with the shipped definitions, the
+/// machine's engine as its node, and a database of its own.
+struct ApiService {
+    base: String,
+    backend: &'static str,
+    client: reqwest::Client,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), wharf::server::ServeError>>,
+    database: Option<(String, String)>,
+    _dir: tempfile::TempDir,
+}
+
+impl ApiService {
+    async fn start(postgres: Option<&str>, capacity: usize) -> anyhow::Result<ApiService> {
+        use sqlx::Connection;
+        let dir = tempfile::tempdir()?;
+        let mut config = wharf::config::Config::default();
+        let (backend, database) = match postgres {
+            Some(url) => {
+                let name = format!("wharf_bench_{}", std::process::id());
+                let mut admin = sqlx::PgConnection::connect(url).await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await?;
+                let base = url.rsplit_once('/').map(|(base, _)| base).unwrap_or(url);
+                config.database.url = format!("{base}/{name}");
+                ("PostgreSQL", Some((url.to_owned(), name)))
+            }
+            None => {
+                config.database.url = format!("sqlite://{}/wharf.db", dir.path().display());
+                ("SQLite", None)
+            }
+        };
+        config.server.definitions = concat!(env!("CARGO_MANIFEST_DIR"), "/config/definitions").into();
+        config.executor.service_name = support::service_name();
+        config.nodes = vec![wharf::config::NodeConfig {
+            name: "local".into(),
+            address: support::ENGINE.into(),
+            image: support::IMAGE.into(),
+            capacity: capacity as u32,
+            tls: None,
+        }];
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}/api/v1", listener.local_addr()?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(wharf::server::run(config, listener, async move {
+            let _ = stopped.await;
+        }));
+        let client = reqwest::Client::new();
+        let service = ApiService { base, backend, client, stop, task, database, _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while service.get("/Actor/judge-run").await.is_err() {
+            anyhow::ensure!(Instant::now() < deadline, "the service did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // The shipped judge asking for fresh containers: the baseline.
+        let fresh = JUDGE.replace("sandbox: \"warm\"", "sandbox: \"fresh\"");
+        anyhow::ensure!(fresh != JUDGE, "judge.rhai no longer asks for warm sandboxes");
+        service.call(reqwest::Method::PUT, "/StateMachine", json!({"name": "judge-fresh", "body": fresh})).await?;
+        Ok(service)
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> anyhow::Result<Value> {
+        let response = self.client.request(method, format!("{}{path}", self.base)).json(&body).send().await?;
+        let status = response.status();
+        let answer: Value = response.json().await?;
+        anyhow::ensure!(status.is_success(), "{path}: {status} {answer}");
+        Ok(answer["data"].clone())
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let response = self.client.get(format!("{}{path}", self.base)).send().await?;
+        anyhow::ensure!(response.status().is_success(), "{path}: {}", response.status());
+        Ok(response.json::<Value>().await?["data"].clone())
+    }
+
+    async fn blob(&self, name: &str, bytes: &[u8]) -> anyhow::Result<Value> {
+        let url = format!("{}/Blob/raw?name={name}", self.base);
+        let answer: Value = self.client.put(url).body(bytes.to_vec()).send().await?.json().await?;
+        Ok(json!({"id": answer["data"]["id"], "name": name}))
+    }
+
+    /// A shell submission and `tests` trivial tests it passes.
+    async fn submission(&self, tests: usize) -> anyhow::Result<Vec<Value>> {
+        let mut blobs = vec![self.blob("Main.sh", b"read a b\necho $((a + b))\n").await?];
+        for i in 1..=tests {
+            blobs.push(self.blob(&format!("input_{i}.txt"), format!("{i} 1\n").as_bytes()).await?);
+            blobs.push(self.blob(&format!("answer_{i}.txt"), format!("{}\n", i + 1).as_bytes()).await?);
+        }
+        Ok(blobs)
+    }
+
+    /// From PUT to Succeeded, with every test accepted.
+    async fn judge(&self, machine: &str, blobs: &[Value]) -> anyhow::Result<Duration> {
+        let clock = Instant::now();
+        let body = json!({"name": machine, "initialBlobs": blobs, "parameters": {}});
+        let id = self.call(reqwest::Method::PUT, "/StateMachineInstance", body).await?["id"].clone();
+        let id = id.as_str().unwrap_or_default().to_owned();
+        loop {
+            let instance = self.get(&format!("/StateMachineInstance/{id}")).await?;
+            match instance["status"].as_str() {
+                Some("Succeeded") => {
+                    let took = clock.elapsed();
+                    let verdict = &instance["result"]["verdict"];
+                    anyhow::ensure!(verdict == "Accepted", "{machine}: {verdict}: {}", instance["result"]);
+                    return Ok(took);
+                }
+                Some("Failed" | "Cancelled") => anyhow::bail!("{machine} ended: {instance}"),
+                _ => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await??;
+        if let Some((url, name)) = self.database {
+            use sqlx::Connection;
+            let mut admin = sqlx::PgConnection::connect(&url).await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).execute(&mut admin).await?;
+        }
+        Ok(())
+    }
 }

@@ -93,6 +93,8 @@ pub struct ActorReport {
     /// Nodes tried (more than one when nodes failed).
     pub attempts: u32,
     pub timings: Option<Timings>,
+    /// Time spent waiting for a node slot or a warm container, all attempts together.
+    pub queued: Duration,
 }
 
 /// Runs actors on the pool's nodes. Cheap to clone.
@@ -170,6 +172,7 @@ impl Executor {
             end_time: start_time,
             attempts: 0,
             timings: None,
+            queued: Duration::ZERO,
         };
         let span = match job.instance_id {
             Some(id) => tracing::info_span!("actor", actor = %job.actor.name, instance_id = %id),
@@ -186,6 +189,7 @@ impl Executor {
             report.exception = Some(message);
         }
         report.end_time = now_millis();
+        report.queued = queued;
         let total = Duration::from_millis(u64::try_from(report.end_time - report.start_time).unwrap_or(0));
         self.metrics.actor_ended(report.status.as_str(), total, queued);
         let (status, node, elapsed_ms) = (report.status.as_str(), report.node.as_deref(), total.as_millis() as u64);
