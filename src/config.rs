@@ -222,6 +222,10 @@ pub struct ScriptConfig {
     pub max_map_size: u64,
     /// Scripts evaluated at the same time (each on a thread); waiting instances need none.
     pub max_concurrent_runs: u64,
+    /// Scripts that wait on their calls live, each on a thread of its own, and go on when a
+    /// call ends instead of being replayed from the top; beyond it (or 0), waiting scripts are
+    /// replayed from their record.
+    pub max_live: u64,
 }
 
 impl Default for ScriptConfig {
@@ -234,6 +238,7 @@ impl Default for ScriptConfig {
             max_array_size: 100_000,
             max_map_size: 10_000,
             max_concurrent_runs: 4,
+            max_live: 64,
         }
     }
 }

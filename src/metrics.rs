@@ -72,6 +72,26 @@ impl CallbackOutcome {
     }
 }
 
+/// How a script went on after a call it waited on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScriptWait {
+    /// It waited on its thread and went on.
+    Live,
+    /// It suspended and ran again from the top.
+    Replayed,
+}
+
+impl ScriptWait {
+    const ALL: [ScriptWait; 2] = [ScriptWait::Live, ScriptWait::Replayed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScriptWait::Live => "live",
+            ScriptWait::Replayed => "replayed",
+        }
+    }
+}
+
 /// How loading an image onto a node that lacked it ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImageLoad {
@@ -109,6 +129,7 @@ struct Series {
     image_loads: Family<Labels<2>, Counter>,
     http_duration: Histograms<2>,
     http_requests: Family<Labels<3>, Counter>,
+    script_waits: Family<Labels<1>, Counter>,
 }
 
 impl Default for Metrics {
@@ -129,6 +150,7 @@ impl Metrics {
             image_loads: Family::default(),
             http_duration: Family::new_with_constructor(http_histogram as fn() -> Histogram),
             http_requests: Family::default(),
+            script_waits: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -180,11 +202,20 @@ impl Metrics {
             "HTTP requests answered, by method, route template and status code",
             series.http_requests.clone(),
         );
+        registry.register(
+            "script_waits",
+            "Calls state machine scripts waited on, by how the script went on: live (it waited on \
+             its thread) or replayed (it ran again from the top; scripts.max_live was full)",
+            series.script_waits.clone(),
+        );
         // Series with a fixed set of label values are shown at zero from the start, so that
         // rates and alerts work before the first event.
         for status in ["Succeeded", "Failed", "Cancelled"] {
             let _ = series.actor_duration.get_or_create_owned(&labels([("status", status)]));
             let _ = series.actor_run.get_or_create_owned(&labels([("status", status)]));
+        }
+        for how in ScriptWait::ALL {
+            let _ = series.script_waits.get_or_create_owned(&labels([("how", how.as_str())]));
         }
         for outcome in CallbackOutcome::ALL {
             let _ = series.callback_deliveries.get_or_create_owned(&labels([("outcome", outcome.as_str())]));
@@ -199,6 +230,10 @@ impl Metrics {
         self.shared.actor_duration.get_or_create(&status).observe(total.as_secs_f64());
         self.shared.actor_queue_wait.observe(queued.as_secs_f64());
         self.shared.actor_run.get_or_create(&status).observe(total.saturating_sub(queued).as_secs_f64());
+    }
+
+    pub fn script_wait(&self, how: ScriptWait) {
+        self.shared.script_waits.get_or_create(&labels([("how", how.as_str())])).inc();
     }
 
     pub fn callback_delivery(&self, outcome: CallbackOutcome) {

@@ -135,6 +135,10 @@ impl Executor {
     }
 
     /// The warm containers of this process.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     pub fn warm(&self) -> &WarmPool {
         &self.warm
     }

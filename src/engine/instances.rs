@@ -18,11 +18,12 @@ use uuid::Uuid;
 use super::executor::{ActorJob, Executor, StartNotice};
 use super::warm::Sandbox;
 use crate::config::ScriptConfig;
+use crate::metrics::ScriptWait;
 use crate::model::blob::BlobRef;
 use crate::model::instance::{Instance, Status};
 use crate::model::limitation::Limitation;
 use crate::script::{
-    self, ActorRecord, BlobRead, HostEffects, InstanceView, NewCall, Outcome, RecordedCall, ScriptLimits,
+    self, ActorRecord, BlobRead, HostEffects, InstanceView, NewCall, Outcome, PendingCall, RecordedCall, ScriptLimits,
 };
 use crate::store::{BlobUpload, Store, StoreError};
 
@@ -42,6 +43,8 @@ struct Shared {
     limits: ScriptLimits,
     chunk_size: u64,
     script_slots: Semaphore,
+    /// Room for scripts waiting live on their calls (`scripts.max_live`).
+    live_slots: Arc<Semaphore>,
     /// Instance id → (run id, token) of the runs in this process.
     active: Mutex<HashMap<Uuid, (String, CancellationToken)>>,
     wake: Notify,
@@ -103,6 +106,7 @@ impl InstanceRunner {
                 limits,
                 chunk_size,
                 script_slots: Semaphore::new(scripts.max_concurrent_runs as usize),
+                live_slots: Arc::new(Semaphore::new(scripts.max_live as usize)),
                 active: Mutex::new(HashMap::new()),
                 wake: Notify::new(),
                 tasks: tokio_util::task::TaskTracker::new(),
@@ -290,7 +294,8 @@ impl InstanceRunner {
             let history = store.events(id).await?;
             // While the script is evaluated, a crash may be the script's doing.
             store.set_replaying(id, run_id, true).await?;
-            let outcome = self.replay(&script, &view, history.clone(), run_id).await?;
+            let scope = RunScope { instance: &instance, run_id, machine_limits: machine_limits.as_ref(), token };
+            let outcome = self.replay(&script, &view, history, &scope).await?;
             store.set_replaying(id, run_id, false).await?;
             match outcome {
                 Outcome::Finished(value) => {
@@ -298,6 +303,7 @@ impl InstanceRunner {
                 }
                 Outcome::Failed(message) => return self.finish(id, run_id, Status::Failed, None, Some(&message)).await,
                 Outcome::Suspended(position) => {
+                    self.shared.executor.metrics().script_wait(ScriptWait::Replayed);
                     let events = store.events(id).await?;
                     let Some(call) = events.into_iter().find(|e| e.position == position) else {
                         return Err(Interrupted::Stopped);
@@ -311,26 +317,64 @@ impl InstanceRunner {
         }
     }
 
-    /// One run of the script, on a blocking thread from a bounded set.
+    /// One run of the script, on a blocking thread from a bounded set. A call it waits on
+    /// is performed while the script waits for it live, when `scripts.max_live` has room:
+    /// the script then goes on without a replay. Otherwise it suspends, and the caller
+    /// performs the call and runs it again.
     async fn replay(
         &self,
         script: &str,
         view: &InstanceView,
         history: Vec<RecordedCall>,
-        run_id: &str,
+        scope: &RunScope<'_>,
     ) -> Result<Outcome, Interrupted> {
-        let _slot = self.shared.script_slots.acquire().await.map_err(|_| Interrupted::Stopped)?;
+        let RunScope { instance, run_id, machine_limits, token } = *scope;
+        let store = &self.shared.store;
+        let acquire = || async { self.shared.script_slots.acquire().await.map_err(|_| Interrupted::Stopped) };
+        let mut slot = Some(acquire().await?);
+        let (live, mut waits) = tokio::sync::mpsc::channel::<LiveWait>(1);
         let host: Arc<dyn HostEffects> = Arc::new(StoreHost {
-            store: self.shared.store.clone(),
+            store: store.clone(),
             handle: tokio::runtime::Handle::current(),
             instance: view.id,
             run_id: run_id.to_owned(),
             chunk_size: self.shared.chunk_size,
+            live: Some(live),
         });
         let (script, view, limits) = (script.to_owned(), view.clone(), self.shared.limits.clone());
-        tokio::task::spawn_blocking(move || script::run(&script, &view, history, host, &limits))
-            .await
-            .map_err(|e| Interrupted::Store(StoreError::Conflict(format!("script run panicked: {e}"))))
+        let mut evaluation = tokio::task::spawn_blocking(move || script::run(&script, &view, history, host, &limits));
+        loop {
+            tokio::select! {
+                done = &mut evaluation => {
+                    return done.map_err(|e| Interrupted::Store(StoreError::Conflict(format!("script run panicked: {e}"))));
+                }
+                Some((call, reply)) = waits.recv() => {
+                    // No room for one more live script: it suspends, to be replayed.
+                    let Ok(live_slot) = self.shared.live_slots.clone().try_acquire_owned() else { continue };
+                    // While it waits, its evaluation slot is for other scripts.
+                    drop(slot.take());
+                    store.set_replaying(instance.id, run_id, false).await?;
+                    let recorded = RecordedCall {
+                        position: call.position,
+                        kind: call.kind,
+                        args: call.args,
+                        result: None,
+                        stage: call.stage,
+                        created_at: call.created_at,
+                    };
+                    let result = self.perform(instance, run_id, machine_limits, &recorded, token).await?;
+                    if !store.complete_event(instance.id, run_id, recorded.position, &result).await? {
+                        return Err(Interrupted::Stopped);
+                    }
+                    slot.replace(acquire().await?);
+                    store.set_replaying(instance.id, run_id, true).await?;
+                    drop(live_slot);
+                    if reply.send(result).is_ok() {
+                        self.shared.executor.metrics().script_wait(ScriptWait::Live);
+                    }
+                }
+            }
+        }
     }
 
     async fn finish(
@@ -584,7 +628,21 @@ struct StoreHost {
     instance: Uuid,
     run_id: String,
     chunk_size: u64,
+    /// Where the script asks to wait live on a call.
+    live: Option<tokio::sync::mpsc::Sender<LiveWait>>,
 }
+
+/// What one run of an instance works with.
+#[derive(Clone, Copy)]
+struct RunScope<'a> {
+    instance: &'a Instance,
+    run_id: &'a str,
+    machine_limits: Option<&'a Limitation>,
+    token: &'a CancellationToken,
+}
+
+/// A call the script waits on live, and where its result goes.
+type LiveWait = (PendingCall, tokio::sync::oneshot::Sender<Value>);
 
 impl HostEffects for StoreHost {
     fn read_blob(&self, id: Uuid, max: usize) -> Result<BlobRead, String> {
@@ -615,5 +673,11 @@ impl HostEffects for StoreHost {
 
     fn log(&self, message: &str) {
         tracing::info!(instance_id = %self.instance, script_log = message, "script log");
+    }
+
+    fn wait(&self, call: &PendingCall) -> Option<Value> {
+        let (reply, result) = tokio::sync::oneshot::channel();
+        self.live.as_ref()?.blocking_send((call.clone(), reply)).ok()?;
+        result.blocking_recv().ok()
     }
 }

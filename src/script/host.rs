@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Position};
 use serde_json::{Value, json};
@@ -27,6 +29,24 @@ pub trait HostEffects: Send + Sync + 'static {
     /// Stores a call made for the first time (pending when it has no result).
     fn record(&self, call: &NewCall) -> Result<(), String>;
     fn log(&self, message: &str);
+    /// Waits, with the script live on its thread, for the engine to perform the pending
+    /// `call` and give its result. `None`: the script is not to wait here (no room for one
+    /// more live script, or the run is over); it suspends, and is replayed later.
+    fn wait(&self, call: &PendingCall) -> Option<Value> {
+        let _ = call;
+        None
+    }
+}
+
+/// A call the script waits on, as the engine needs it to perform it.
+#[derive(Debug, Clone)]
+pub struct PendingCall {
+    pub position: i64,
+    pub kind: String,
+    pub args: Value,
+    pub stage: Option<String>,
+    /// When the script first made it, milliseconds since the epoch.
+    pub created_at: i64,
 }
 
 /// The instance as the script sees it.
@@ -57,6 +77,8 @@ impl InstanceView {
 pub(super) struct Ctx {
     pub journal: Journal,
     pub host: Arc<dyn HostEffects>,
+    /// Nanoseconds the script spent waiting live, which its wall-time limit does not count.
+    pub waited: Arc<AtomicU64>,
 }
 
 type Fallible<T> = Result<T, Box<EvalAltResult>>;
@@ -98,18 +120,33 @@ fn immediate(
     }
 }
 
-/// A call that waits: recorded as pending, and the script suspends until the engine has
-/// its result.
+/// A call that waits: recorded as pending, then waited for live when the host can, else
+/// the script suspends until the engine has its result and replays it.
 fn suspending(ctx: &Ctx, kind: &'static str, args: Value, pos: Position) -> Fallible<Value> {
-    match ctx.journal.step(kind, &args) {
-        Ok(Step::Replayed(result)) => Ok(result),
+    let pending = match ctx.journal.step(kind, &args) {
+        Ok(Step::Replayed(result)) => return Ok(result),
         Ok(Step::New(position)) => {
-            let call = NewCall { position, kind, args, result: None, stage: ctx.journal.stage() };
+            let stage = ctx.journal.stage();
+            let call = NewCall { position, kind, args: args.clone(), result: None, stage: stage.clone() };
             ctx.host.record(&call).map_err(|e| halt(ctx, Stop::Host(e), pos))?;
-            Err(halt(ctx, Stop::Suspend(position), pos))
+            PendingCall { position, kind: kind.to_owned(), args, stage, created_at: crate::model::now_millis() }
         }
-        Err(stop) => Err(halt(ctx, stop, pos)),
-    }
+        Err(Stop::Suspend(position)) => match ctx.journal.recorded(position) {
+            Some(recorded) => PendingCall {
+                position,
+                kind: recorded.kind.clone(),
+                args: recorded.args.clone(),
+                stage: recorded.stage.clone(),
+                created_at: recorded.created_at,
+            },
+            None => return Err(halt(ctx, Stop::Suspend(position), pos)),
+        },
+        Err(stop) => return Err(halt(ctx, stop, pos)),
+    };
+    let waiting = Instant::now();
+    let result = ctx.host.wait(&pending);
+    ctx.waited.fetch_add(waiting.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    result.ok_or_else(|| halt(ctx, Stop::Suspend(pending.position), pos))
 }
 
 fn blobs_of(inputs: &Array, what: &str, pos: Position) -> Fallible<Vec<BlobRef>> {

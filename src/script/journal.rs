@@ -93,6 +93,11 @@ impl Journal {
         }
     }
 
+    /// The recorded call at `position`.
+    pub fn recorded(&self, position: i64) -> Option<&RecordedCall> {
+        self.history.iter().find(|call| call.position == position)
+    }
+
     pub fn stage(&self) -> Option<String> {
         self.lock().stage.clone()
     }

@@ -5,16 +5,20 @@
 //! `run` executes a script from the top against its history. It ends in one of three ways:
 //! the script's value, a failure with a message a person can act on, or a suspension at a
 //! call that waits (actors, HTTP, sleep), which the engine performs before running again.
+//! A call that waits is first offered to the host (`HostEffects::wait`): while the engine has
+//! room for live scripts, the script waits on its thread for the result and goes on, so a
+//! script that waits N times runs once instead of N times from the top.
 
 mod host;
 mod journal;
 mod values;
 
-pub use host::{BlobRead, HostEffects, InstanceView};
+pub use host::{BlobRead, HostEffects, InstanceView, PendingCall};
 pub use journal::{NewCall, RecordedCall};
 pub use values::{ActorRecord, ScriptBlob, from_json, to_json};
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rhai::module_resolvers::DummyModuleResolver;
@@ -103,8 +107,14 @@ pub fn run(
     engine.set_max_map_size(limits.max_map_size);
     let started = Instant::now();
     let wall = limits.wall_time;
-    engine.on_progress(move |_| (started.elapsed() > wall).then(|| Dynamic::from("wall-time")));
-    let ctx = Arc::new(host::Ctx { journal: Journal::new(history), host });
+    // Time spent waiting live on a call is not the script's.
+    let waited = Arc::new(AtomicU64::new(0));
+    let paused = waited.clone();
+    engine.on_progress(move |_| {
+        let running = started.elapsed().saturating_sub(Duration::from_nanos(paused.load(Ordering::Relaxed)));
+        (running > wall).then(|| Dynamic::from("wall-time"))
+    });
+    let ctx = Arc::new(host::Ctx { journal: Journal::new(history), host, waited });
     host::register(&mut engine, ctx.clone(), instance.parameters.get("Host").cloned());
 
     let ast = match engine.compile(body) {

@@ -11,6 +11,7 @@ on_both_databases!(
     scripts_that_misbehave_fail_with_a_reason,
     a_script_that_changes_its_calls_is_caught_on_replay,
     sleep_survives_a_restart,
+    a_script_that_waits_many_times_goes_on_live,
     logs_of_an_instance_without_actors
 );
 
@@ -254,6 +255,40 @@ async fn sleep_survives_a_restart(db: Db) {
     // Started over, it would take at least 1.5 s + 2 s.
     assert!((1900..3200).contains(&took), "2 s of sleep took {took} ms across a restart");
     server.finish().await;
+}
+
+/// A script waits on each call live and goes on, instead of running again from the top
+/// after each; with no room for live scripts it is replayed, with the same result. Waiting
+/// does not count against the script's wall time.
+async fn a_script_that_waits_many_times_goes_on_live(db: Db) {
+    let body = "let total = 0;\nfor i in 0..40 { sleep(20); total += i; }\ntotal";
+    let waits = |text: &str, how: &str| -> Option<f64> {
+        let series = format!("wharf_script_waits_total{{how=\"{how}\"}} ");
+        text.lines().find_map(|line| line.strip_prefix(series.as_str())?.parse().ok())
+    };
+    for max_live in [64, 0] {
+        let server = TestServer::start_with(db, |c| {
+            c.scripts.max_live = max_live;
+            c.scripts.wall_time_ms = 500;
+        })
+        .await;
+        server.put("/api/v1/StateMachine", json!({"name": "patient", "body": body})).await.expect_ok();
+        let id = server.put("/api/v1/StateMachineInstance", json!({"name": "patient"})).await.expect_ok()["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        let done = wait_instance(&server, &id, "ended", |i| i["status"] != "Queued" && i["status"] != "Running").await;
+        assert_eq!(done["status"], "Succeeded", "max_live {max_live}: {done}");
+        assert_eq!(done["result"], 780, "max_live {max_live}: the same result either way");
+        let text = server.client.get(server.url("/metrics")).send().await.expect("scrape").text().await.expect("text");
+        let (live, replayed) = (waits(&text, "live"), waits(&text, "replayed"));
+        if max_live > 0 {
+            assert_eq!((live, replayed), (Some(40.0), Some(0.0)), "each of 40 waits went on live:\n{text}");
+        } else {
+            assert_eq!((live, replayed), (Some(0.0), Some(40.0)), "with no room, each wait is a replay:\n{text}");
+        }
+        server.finish().await;
+    }
 }
 
 /// Two services on one PostgreSQL database share the queue: every instance runs once, and

@@ -6,6 +6,7 @@
 
 mod hostile;
 
+#[allow(unused_imports)]
 pub use hostile::{HostileCase, hostile_cases};
 
 use std::time::{Duration, Instant};
