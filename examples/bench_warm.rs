@@ -17,6 +17,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::service::ApiService;
 use support::{LocalExecutor, median};
 use tokio_util::sync::CancellationToken;
 use wharf::engine::{ActorStatus, Sandbox};
@@ -112,13 +113,17 @@ async fn main() -> anyhow::Result<()> {
     drop(local);
 
     let database = std::env::var("WHARF_TEST_POSTGRES_URL").ok();
-    let service = ApiService::start(database.as_deref(), concurrency).await?;
+    let service = ApiService::start(database.as_deref(), concurrency, |_| {}).await?;
+    // The shipped judge asking for fresh containers: the baseline.
+    let fresh = JUDGE.replace("sandbox: \"warm\"", "sandbox: \"fresh\"");
+    anyhow::ensure!(fresh != JUDGE, "judge.rhai no longer asks for warm sandboxes");
+    service.call(reqwest::Method::PUT, "/StateMachine", json!({"name": "judge-fresh", "body": fresh})).await?;
     println!("\n2. the judge through the API on {}: PUT to Succeeded", service.backend);
     println!("{:>6} {:>9} {:>9} {:>8} {:>14}", "tests", "fresh s", "warm s", "f / w", "warm api/exec");
     for (&tests, exec_warm) in sizes.iter().zip(&executor_warm) {
-        let blobs = service.submission(tests).await?;
-        let fresh = service.judge("judge-fresh", &blobs).await?;
-        let warm = service.judge("judge", &blobs).await?;
+        let blobs = submission(&service, tests).await?;
+        let fresh = judge(&service, "judge-fresh", &blobs).await?;
+        let warm = judge(&service, "judge", &blobs).await?;
         println!(
             "{tests:>6} {:>9.2} {:>9.2} {:>8.2} {:>14.2}",
             fresh.as_secs_f64(),
@@ -202,125 +207,21 @@ async fn run_one_at_a_time(
     })
 }
 
-/// A wharf service in this process on a loopback port, with the shipped definitions, the
-/// machine's engine as its node, and a database of its own.
-struct ApiService {
-    base: String,
-    backend: &'static str,
-    client: reqwest::Client,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), wharf::server::ServeError>>,
-    database: Option<(String, String)>,
-    _dir: tempfile::TempDir,
+/// A shell submission and `tests` trivial tests it passes.
+async fn submission(service: &ApiService, tests: usize) -> anyhow::Result<Vec<Value>> {
+    let mut blobs = vec![service.blob("Main.sh", b"read a b\necho $((a + b))\n").await?];
+    for i in 1..=tests {
+        blobs.push(service.blob(&format!("input_{i}.txt"), format!("{i} 1\n").as_bytes()).await?);
+        blobs.push(service.blob(&format!("answer_{i}.txt"), format!("{}\n", i + 1).as_bytes()).await?);
+    }
+    Ok(blobs)
 }
 
-impl ApiService {
-    async fn start(postgres: Option<&str>, capacity: usize) -> anyhow::Result<ApiService> {
-        use sqlx::Connection;
-        let dir = tempfile::tempdir()?;
-        let mut config = wharf::config::Config::default();
-        let (backend, database) = match postgres {
-            Some(url) => {
-                let name = format!("wharf_bench_{}", std::process::id());
-                let mut admin = sqlx::PgConnection::connect(url).await?;
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await?;
-                let base = url.rsplit_once('/').map(|(base, _)| base).unwrap_or(url);
-                config.database.url = format!("{base}/{name}");
-                ("PostgreSQL", Some((url.to_owned(), name)))
-            }
-            None => {
-                config.database.url = format!("sqlite://{}/wharf.db", dir.path().display());
-                ("SQLite", None)
-            }
-        };
-        config.server.definitions = concat!(env!("CARGO_MANIFEST_DIR"), "/config/definitions").into();
-        config.executor.service_name = support::service_name();
-        config.nodes = vec![wharf::config::NodeConfig {
-            name: "local".into(),
-            address: support::ENGINE.into(),
-            image: support::IMAGE.into(),
-            capacity: capacity as u32,
-            tls: None,
-        }];
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let base = format!("http://{}/api/v1", listener.local_addr()?);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(wharf::server::run(config, listener, async move {
-            let _ = stopped.await;
-        }));
-        let client = reqwest::Client::new();
-        let service = ApiService { base, backend, client, stop, task, database, _dir: dir };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while service.get("/Actor/judge-run").await.is_err() {
-            anyhow::ensure!(Instant::now() < deadline, "the service did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        // The shipped judge asking for fresh containers: the baseline.
-        let fresh = JUDGE.replace("sandbox: \"warm\"", "sandbox: \"fresh\"");
-        anyhow::ensure!(fresh != JUDGE, "judge.rhai no longer asks for warm sandboxes");
-        service.call(reqwest::Method::PUT, "/StateMachine", json!({"name": "judge-fresh", "body": fresh})).await?;
-        Ok(service)
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> anyhow::Result<Value> {
-        let response = self.client.request(method, format!("{}{path}", self.base)).json(&body).send().await?;
-        let status = response.status();
-        let answer: Value = response.json().await?;
-        anyhow::ensure!(status.is_success(), "{path}: {status} {answer}");
-        Ok(answer["data"].clone())
-    }
-
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let response = self.client.get(format!("{}{path}", self.base)).send().await?;
-        anyhow::ensure!(response.status().is_success(), "{path}: {}", response.status());
-        Ok(response.json::<Value>().await?["data"].clone())
-    }
-
-    async fn blob(&self, name: &str, bytes: &[u8]) -> anyhow::Result<Value> {
-        let url = format!("{}/Blob/raw?name={name}", self.base);
-        let answer: Value = self.client.put(url).body(bytes.to_vec()).send().await?.json().await?;
-        Ok(json!({"id": answer["data"]["id"], "name": name}))
-    }
-
-    /// A shell submission and `tests` trivial tests it passes.
-    async fn submission(&self, tests: usize) -> anyhow::Result<Vec<Value>> {
-        let mut blobs = vec![self.blob("Main.sh", b"read a b\necho $((a + b))\n").await?];
-        for i in 1..=tests {
-            blobs.push(self.blob(&format!("input_{i}.txt"), format!("{i} 1\n").as_bytes()).await?);
-            blobs.push(self.blob(&format!("answer_{i}.txt"), format!("{}\n", i + 1).as_bytes()).await?);
-        }
-        Ok(blobs)
-    }
-
-    /// From PUT to Succeeded, with every test accepted.
-    async fn judge(&self, machine: &str, blobs: &[Value]) -> anyhow::Result<Duration> {
-        let clock = Instant::now();
-        let body = json!({"name": machine, "initialBlobs": blobs, "parameters": {}});
-        let id = self.call(reqwest::Method::PUT, "/StateMachineInstance", body).await?["id"].clone();
-        let id = id.as_str().unwrap_or_default().to_owned();
-        loop {
-            let instance = self.get(&format!("/StateMachineInstance/{id}")).await?;
-            match instance["status"].as_str() {
-                Some("Succeeded") => {
-                    let took = clock.elapsed();
-                    let verdict = &instance["result"]["verdict"];
-                    anyhow::ensure!(verdict == "Accepted", "{machine}: {verdict}: {}", instance["result"]);
-                    return Ok(took);
-                }
-                Some("Failed" | "Cancelled") => anyhow::bail!("{machine} ended: {instance}"),
-                _ => tokio::time::sleep(Duration::from_millis(10)).await,
-            }
-        }
-    }
-
-    async fn stop(self) -> anyhow::Result<()> {
-        let _ = self.stop.send(());
-        self.task.await??;
-        if let Some((url, name)) = self.database {
-            use sqlx::Connection;
-            let mut admin = sqlx::PgConnection::connect(&url).await?;
-            sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).execute(&mut admin).await?;
-        }
-        Ok(())
-    }
+/// From PUT to Succeeded, with every test accepted.
+async fn judge(service: &ApiService, machine: &str, blobs: &[Value]) -> anyhow::Result<Duration> {
+    let (took, instance) = service.run(machine, blobs).await?;
+    let verdict = &instance["result"]["verdict"];
+    anyhow::ensure!(instance["status"] == "Succeeded", "{machine} ended: {instance}");
+    anyhow::ensure!(verdict == "Accepted", "{machine}: {verdict}: {}", instance["result"]);
+    Ok(took)
 }

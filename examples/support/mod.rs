@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod service;
+
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -108,6 +110,7 @@ pub fn job(actor: &Actor, inputs: &[BlobRef], instance: Option<uuid::Uuid>, sand
         tag: None,
         started: None,
         sandbox,
+        ended: None,
     }
 }
 

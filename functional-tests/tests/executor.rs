@@ -164,3 +164,37 @@ async fn outputs_are_collected_in_one_read_capped_and_cancellable() {
     assert!(took < std::time::Duration::from_secs(5), "collection went on for {took:?} after the cancel");
     rig.finish(&[&engine]).await;
 }
+
+/// The end notice hears of a finished actor while its container still exists, so that what
+/// it records there survives a crash during the removal; the report it hears is the one run
+/// returns.
+#[tokio::test]
+async fn an_ended_actor_is_told_before_its_container_is_removed() {
+    let Some(engine) = Engine::primary_or_skip().await else { return };
+    let _serial = SERIAL.lock().await;
+    let rig = Rig::start(&[primary_node(&engine, 1)]).await;
+    let (heard, mut hearing) = tokio::sync::mpsc::unbounded_channel();
+    let docker = engine.docker.clone();
+    let notice = wharf::engine::EndNotice(std::sync::Arc::new(move |report: wharf::engine::ActorReport| {
+        let (docker, heard) = (docker.clone(), heard.clone());
+        Box::pin(async move {
+            let id = report.container.clone().unwrap_or_default();
+            let exists = docker.inspect_container(&id, None).await.is_ok();
+            let _ = heard.send((report, exists));
+        })
+    }));
+    let mut ended = job(actor("told", "echo done > out.txt", &["out.txt"]), vec![], None);
+    ended.ended = Some(notice);
+    let report = rig.run(&ended).await;
+    assert_eq!(report.status, ActorStatus::Succeeded, "{report:?}");
+    let (told, existed) = hearing.recv().await.expect("the notice was told");
+    assert!(existed, "the container still existed when the actor was told ended");
+    assert_eq!(told.status, report.status);
+    assert_eq!(told.end_time, report.end_time, "the same end as the report");
+    assert_eq!(told.outputs, report.outputs, "the outputs were stored before");
+    assert!(
+        engine.docker.inspect_container(report.container.as_deref().unwrap_or(""), None).await.is_err(),
+        "removed after"
+    );
+    rig.finish(&[&engine]).await;
+}

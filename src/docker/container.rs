@@ -153,8 +153,9 @@ impl DockerClient {
         Ok(created.id)
     }
 
-    /// Runs a created container to its end and collects what it left. The container is
-    /// removed afterwards unless `spec.keep`; on an error it is removed if the node allows.
+    /// Runs a created container to its end and collects what it left. The container stays,
+    /// for the caller to remove once it has recorded the outcome (or to keep, for debugging);
+    /// on an error it is removed if the node allows.
     pub async fn run_container(
         &self,
         id: &str,
@@ -164,16 +165,11 @@ impl DockerClient {
         sink: &mut dyn OutputSink,
     ) -> Result<ContainerOutcome, DockerError> {
         let result = self.drive(id, spec, cancel, &mut timings, sink).await;
-        let removal = Instant::now();
-        if (!spec.keep || result.is_err())
+        if result.is_err()
             && let Err(err) = self.remove_container(id).await
         {
             tracing::warn!(node = %self.node, container = %id, error = %err, "cannot remove container");
-            if result.is_ok() {
-                return Err(err);
-            }
         }
-        timings.remove = removal.elapsed();
         result.map(|mut outcome| {
             outcome.timings = timings;
             outcome

@@ -50,6 +50,19 @@ pub struct ActorJob {
     pub started: Option<StartNotice>,
     /// A container of its own (the default) or a warm one of its instance.
     pub sandbox: Sandbox,
+    /// Told the report once the actor ended, before its container is removed.
+    pub ended: Option<EndNotice>,
+}
+
+/// What is told an actor's report as soon as it ended, while its container still exists: a
+/// record kept there survives a crash during the removal, so the actor is not run again.
+#[derive(Clone)]
+pub struct EndNotice(pub Arc<dyn Fn(ActorReport) -> futures::future::BoxFuture<'static, ()> + Send + Sync>);
+
+impl std::fmt::Debug for EndNotice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EndNotice")
+    }
 }
 
 /// Where an actor's container is announced: the actor's index among those of its call, and
@@ -192,7 +205,10 @@ impl Executor {
         if let Err(message) = result {
             report.exception = Some(message);
         }
-        report.end_time = now_millis();
+        // Set when the actor ended, before its container was removed; else now.
+        if report.end_time == report.start_time {
+            report.end_time = now_millis();
+        }
         report.queued = queued;
         let total = Duration::from_millis(u64::try_from(report.end_time - report.start_time).unwrap_or(0));
         self.metrics.actor_ended(report.status.as_str(), total, queued);
@@ -255,8 +271,26 @@ impl Executor {
             match self.attempt(&lease, &spec, job.started.as_ref(), cancel, report, &mut outputs).await {
                 Ok(mut outcome) => {
                     let log = std::mem::take(&mut outcome.log);
+                    let mut timings = outcome.timings.clone();
                     let verdict = self.conclude(&spec, outcome, &outputs, report);
                     self.save_log(job, report, &log).await;
+                    self.tell_ended(job, report, &verdict).await;
+                    // Only now: a crash before this point leaves the container to the sweep,
+                    // and the record says the actor ended.
+                    if !spec.keep {
+                        let removal = std::time::Instant::now();
+                        if let Some(id) = &report.container
+                            && let Err(err) = lease.client.remove_container(id).await
+                        {
+                            tracing::warn!(node = %lease.node, container = %id, error = %err, "cannot remove container");
+                            if err.is_node_fault() {
+                                // The node removes it once it answers again.
+                                self.pool.report_failure(&lease.node, &err, Some(id.clone()));
+                            }
+                        }
+                        timings.remove = removal.elapsed();
+                        report.timings = Some(timings);
+                    }
                     return verdict;
                 }
                 Err(AttemptError::Final(message)) => return Err(message),
@@ -315,6 +349,17 @@ impl Executor {
         }
         .instrument(span)
         .await
+    }
+
+    /// Tells the job's end notice the report as it will be returned.
+    pub(super) async fn tell_ended(&self, job: &ActorJob, report: &mut ActorReport, verdict: &Result<(), String>) {
+        report.end_time = now_millis();
+        let Some(notice) = &job.ended else { return };
+        let mut told = report.clone();
+        if let Err(message) = verdict {
+            told.exception = Some(message.clone());
+        }
+        (notice.0)(told).await;
     }
 
     /// Makes sure the leased node has `image`, copying it from another node if needed.

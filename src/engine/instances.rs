@@ -5,6 +5,7 @@
 //! crash all go through the store's `run_id` so a superseded run cannot write.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::executor::{ActorJob, Executor, StartNotice};
+use super::executor::{ActorJob, ActorReport, EndNotice, Executor, StartNotice};
 use super::warm::Sandbox;
 use crate::config::ScriptConfig;
 use crate::metrics::ScriptWait;
@@ -492,43 +493,34 @@ impl InstanceRunner {
             limitation.extend(machine_limits.cloned());
             // The call's choice, else the actor's own.
             let sandbox = spec["sandbox"].as_str().and_then(Sandbox::parse).unwrap_or(actor.sandbox);
-            jobs.push(Ok(ActorJob {
-                instance_id: Some(instance.id),
-                actor,
-                inputs,
-                limitation,
-                priority: spec["priority"].as_i64().unwrap_or(instance.priority),
-                debug,
-                tag,
-                started: Some(StartNotice { index, to: started_tx.clone() }),
-                sandbox,
-            }));
+            let told = Arc::new(AtomicBool::new(false));
+            let ended =
+                self.end_notice(instance.id, run_id, call, index, (&actor.name, &inputs, tag.clone()), told.clone());
+            jobs.push(Ok((
+                ActorJob {
+                    instance_id: Some(instance.id),
+                    actor,
+                    inputs,
+                    limitation,
+                    priority: spec["priority"].as_i64().unwrap_or(instance.priority),
+                    debug,
+                    tag,
+                    started: Some(StartNotice { index, to: started_tx.clone() }),
+                    sandbox,
+                    ended: Some(ended),
+                },
+                told,
+            )));
         }
         let runs = jobs.iter().enumerate().map(|(index, job)| async move {
             match job {
-                Ok(job) => {
+                Ok((job, told)) => {
                     let report = self.shared.executor.run(job, token).await;
-                    let record = ActorRecord {
-                        name: job.actor.name.clone(),
-                        status: report.status.as_str().to_owned(),
-                        exception: report.exception,
-                        exit_code: report.exit_code,
-                        timed_out: report.timed_out,
-                        oom_killed: report.oom_killed,
-                        node: report.node,
-                        container: report.container,
-                        start_time: report.start_time,
-                        end_time: report.end_time,
-                        attempts: report.attempts,
-                        tag: job.tag.clone(),
-                        stage: call.stage.clone(),
-                        inputs: job.inputs.clone(),
-                        outputs: report.outputs,
-                    };
-                    if record.status != "Cancelled"
-                        && let Err(err) = self.shared.store.actor_ended(instance.id, run_id, call.position, index, &record).await
-                    {
-                        tracing::warn!(error = %err, "cannot keep an ended actor's record; a takeover would run it again");
+                    let record =
+                        actor_record(&job.actor.name, report, job.tag.clone(), call.stage.clone(), &job.inputs);
+                    // Recorded by the end notice already, unless it ended without a container.
+                    if !told.load(Ordering::SeqCst) {
+                        keep_ended(&self.shared.store, instance.id, run_id, call.position, index, &record).await;
                     }
                     record
                 }
@@ -543,6 +535,30 @@ impl InstanceRunner {
             return Err(Interrupted::Stopped);
         }
         Ok(json!({"actors": records}))
+    }
+
+    /// Records actor `index` of `call` (its name, inputs and tag) as soon as it ended,
+    /// before its container goes, and says so in `told`.
+    fn end_notice(
+        &self,
+        instance: Uuid,
+        run_id: &str,
+        call: &RecordedCall,
+        index: usize,
+        (name, inputs, tag): (&str, &[BlobRef], Option<String>),
+        told: Arc<AtomicBool>,
+    ) -> EndNotice {
+        let store = self.shared.store.clone();
+        let (run_id, position, stage) = (run_id.to_owned(), call.position, call.stage.clone());
+        let (name, inputs) = (name.to_owned(), inputs.to_vec());
+        EndNotice(Arc::new(move |report: ActorReport| {
+            let (store, run_id, told) = (store.clone(), run_id.clone(), told.clone());
+            let record = actor_record(&name, report, tag.clone(), stage.clone(), &inputs);
+            Box::pin(async move {
+                keep_ended(&store, instance, &run_id, position, index, &record).await;
+                told.store(true, Ordering::SeqCst);
+            })
+        }))
     }
 
     /// `http_invoke`: its answer (status and body, the body cut at `HTTP_BODY_LIMIT` bytes)
@@ -582,6 +598,43 @@ impl InstanceRunner {
 
 /// The most of an `http_invoke` answer's body a script gets (1 MiB).
 const HTTP_BODY_LIMIT: usize = 1 << 20;
+
+/// An ended actor as the instance keeps it.
+fn actor_record(
+    name: &str,
+    report: ActorReport,
+    tag: Option<String>,
+    stage: Option<String>,
+    inputs: &[BlobRef],
+) -> ActorRecord {
+    ActorRecord {
+        name: name.to_owned(),
+        status: report.status.as_str().to_owned(),
+        exception: report.exception,
+        exit_code: report.exit_code,
+        timed_out: report.timed_out,
+        oom_killed: report.oom_killed,
+        node: report.node,
+        container: report.container,
+        start_time: report.start_time,
+        end_time: report.end_time,
+        attempts: report.attempts,
+        tag,
+        stage,
+        inputs: inputs.to_vec(),
+        outputs: report.outputs,
+    }
+}
+
+/// Keeps an ended actor's record for its call (a cancelled one is run again), so that a run
+/// that continues the call after a crash does not run it again.
+async fn keep_ended(store: &Store, instance: Uuid, run_id: &str, position: i64, index: usize, record: &ActorRecord) {
+    if record.status != "Cancelled"
+        && let Err(err) = store.actor_ended(instance, run_id, position, index, record).await
+    {
+        tracing::warn!(error = %err, "cannot keep an ended actor's record; a takeover would run it again");
+    }
+}
 
 fn missing_actor(name: &str, inputs: Vec<BlobRef>, tag: Option<String>, stage: Option<String>) -> ActorRecord {
     let now = crate::model::now_millis();

@@ -14,7 +14,7 @@ mod pool;
 mod warm;
 pub mod workers;
 
-pub use executor::{ActorJob, ActorReport, ActorStatus, Executor};
+pub use executor::{ActorJob, ActorReport, ActorStatus, EndNotice, Executor};
 pub use instances::{InstanceRunner, summary};
 pub use membership::{Membership, run_heartbeats};
 pub use pool::{Health, Lease, NodePool, run_probes};

@@ -250,6 +250,11 @@ impl Executor {
             };
             match result {
                 Ok(done) => {
+                    let mut outcome = done.outcome;
+                    let log = std::mem::take(&mut outcome.log);
+                    let verdict = self.conclude(&spec, outcome, &outputs, report);
+                    self.save_log(job, report, &log).await;
+                    self.tell_ended(job, report, &verdict).await;
                     match &done.doubt {
                         None if container.runs < config.warm_max_runs => {
                             self.warm.put(key, container, config.warm_idle_secs);
@@ -260,10 +265,6 @@ impl Executor {
                             self.warm.discard(container);
                         }
                     }
-                    let mut outcome = done.outcome;
-                    let log = std::mem::take(&mut outcome.log);
-                    let verdict = self.conclude(&spec, outcome, &outputs, report);
-                    self.save_log(job, report, &log).await;
                     return verdict;
                 }
                 Err(err) if err.is_node_fault() => {

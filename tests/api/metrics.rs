@@ -238,6 +238,7 @@ async fn executor_times_every_actor_it_ends() {
         tag: None,
         started: None,
         sandbox: Default::default(),
+        ended: None,
     };
     let cancel = CancellationToken::new();
     cancel.cancel();

@@ -205,5 +205,6 @@ pub fn job(actor: Actor, inputs: Vec<BlobRef>, limitation: Option<Limitation>) -
         tag: None,
         started: None,
         sandbox: Default::default(),
+        ended: None,
     }
 }
