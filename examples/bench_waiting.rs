@@ -3,7 +3,7 @@
 //! in the node queue. Prints how long it took until all waited, the process's threads and
 //! resident memory, against the same process before the instances existed.
 //!
-//!   cargo run --release --example bench_waiting -- [instances=10000]
+//!   cargo run --release --example bench_waiting -- [instances=10000] [scripts.max_live=64]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,6 +32,10 @@ fn footprint() -> (u64, f64) {
 async fn main() -> anyhow::Result<()> {
     wharf::install_crypto_provider();
     let count: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(10_000);
+    let scripts = match std::env::args().nth(2).and_then(|a| a.parse().ok()) {
+        Some(max_live) => ScriptConfig { max_live, ..ScriptConfig::default() },
+        None => ScriptConfig::default(),
+    };
     let dir = tempfile::tempdir()?;
     let store = Store::open(&format!("sqlite://{}/bench.db", dir.path().display()), 8).await?;
     store
@@ -83,7 +87,7 @@ async fn main() -> anyhow::Result<()> {
         executor,
         membership.id().to_owned(),
         count as u64,
-        &ScriptConfig::default(),
+        &scripts,
         3 << 20,
         Arc::default(),
         String::new(),
@@ -103,7 +107,10 @@ async fn main() -> anyhow::Result<()> {
     let elapsed = clock.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = footprint();
-    println!("{count} instances, each waiting for an actor on an unreachable node");
+    println!(
+        "{count} instances, each waiting for an actor on an unreachable node (scripts.max_live {})",
+        scripts.max_live
+    );
     println!(
         "all waiting after {:.1} s ({:.0} instances/s claimed, replayed and queued)",
         elapsed.as_secs_f64(),

@@ -197,9 +197,9 @@ impl Executor {
         };
         let mut queued = Duration::ZERO;
         let result = if job.sandbox == Sandbox::Warm && !job.debug {
-            self.run_warm_attempts(job, cancel, &mut report, &mut queued).instrument(span.clone()).await
+            Box::pin(self.run_warm_attempts(job, cancel, &mut report, &mut queued)).instrument(span.clone()).await
         } else {
-            self.run_attempts(job, cancel, &mut report, &mut queued).instrument(span.clone()).await
+            Box::pin(self.run_attempts(job, cancel, &mut report, &mut queued)).instrument(span.clone()).await
         };
         let _in_span = span.enter();
         if let Err(message) = result {
@@ -268,19 +268,21 @@ impl Executor {
                 log_max_bytes: self.pool.config().log_max_bytes,
             };
             let mut outputs = StoredOutputs::new(self.store.clone(), self.chunk_size, &job.actor.name, job.tag.clone());
-            match self.attempt(&lease, &spec, job.started.as_ref(), cancel, report, &mut outputs).await {
+            // Boxed, as every large step after the wait for a slot: a waiting actor holds only
+            // the small future of its wait.
+            match Box::pin(self.attempt(&lease, &spec, job.started.as_ref(), cancel, report, &mut outputs)).await {
                 Ok(mut outcome) => {
                     let log = std::mem::take(&mut outcome.log);
                     let mut timings = outcome.timings.clone();
                     let verdict = self.conclude(&spec, outcome, &outputs, report);
-                    self.save_log(job, report, &log).await;
-                    self.tell_ended(job, report, &verdict).await;
+                    Box::pin(self.save_log(job, report, &log)).await;
+                    Box::pin(self.tell_ended(job, report, &verdict)).await;
                     // Only now: a crash before this point leaves the container to the sweep,
                     // and the record says the actor ended.
                     if !spec.keep {
                         let removal = std::time::Instant::now();
                         if let Some(id) = &report.container
-                            && let Err(err) = lease.client.remove_container(id).await
+                            && let Err(err) = Box::pin(lease.client.remove_container(id)).await
                         {
                             tracing::warn!(node = %lease.node, container = %id, error = %err, "cannot remove container");
                             if err.is_node_fault() {

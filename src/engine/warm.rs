@@ -215,8 +215,8 @@ impl Executor {
                 Err(lease) => {
                     let image = job.actor.image.clone().unwrap_or_else(|| lease.image.clone());
                     let spec = self.warm_spec(job, &image, Vec::new(), &limits);
-                    let started = match self.ensure_image(&lease, &image).await {
-                        Ok(()) => lease.client.start_warm_container(&spec, config.warm_disk_size).await,
+                    let started = match Box::pin(self.ensure_image(&lease, &image)).await {
+                        Ok(()) => Box::pin(lease.client.start_warm_container(&spec, config.warm_disk_size)).await,
                         Err(err) => Err(err),
                     };
                     match started {
@@ -241,7 +241,7 @@ impl Executor {
             let run = container.runs;
             container.runs += 1;
             let result = tokio::select! {
-                result = container.lease.client.warm_run(&mut container.agent, run, &spec, cancel, &mut outputs) => result,
+                result = Box::pin(container.lease.client.warm_run(&mut container.agent, run, &spec, cancel, &mut outputs)) => result,
                 _ = container.lease.lost.cancelled() => Err(DockerError::Broken {
                     node: container.lease.node.clone(),
                     doing: "running the actor",
@@ -253,8 +253,8 @@ impl Executor {
                     let mut outcome = done.outcome;
                     let log = std::mem::take(&mut outcome.log);
                     let verdict = self.conclude(&spec, outcome, &outputs, report);
-                    self.save_log(job, report, &log).await;
-                    self.tell_ended(job, report, &verdict).await;
+                    Box::pin(self.save_log(job, report, &log)).await;
+                    Box::pin(self.tell_ended(job, report, &verdict)).await;
                     match &done.doubt {
                         None if container.runs < config.warm_max_runs => {
                             self.warm.put(key, container, config.warm_idle_secs);
