@@ -34,7 +34,8 @@ pub struct ServerConfig {
     /// Seconds to let in-flight requests finish at shutdown.
     pub shutdown_grace_secs: u64,
     /// Folder of definitions loaded at start (`actors/*.toml`, `state_machines/*.rhai`);
-    /// a missing folder is skipped.
+    /// a missing folder is skipped. Relative to the config file's folder when the file names
+    /// it, else to the working folder.
     pub definitions: String,
     /// HTTPS, and client certificates; all empty: plain HTTP.
     pub tls: ServerTlsConfig,
@@ -396,10 +397,21 @@ impl Config {
             }
             None => (toml::Table::new(), "(defaults)".to_owned()),
         };
+        // A relative definitions folder named in the file is relative to the file's folder.
+        let definitions_in_file =
+            table.get("server").and_then(|s| s.get("definitions")).and_then(|d| d.as_str()).map(str::to_owned);
         apply_env(&mut table, env)?;
-        let config: Config = toml::Value::Table(table)
+        let mut config: Config = toml::Value::Table(table)
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Parse { path: origin, message: e.to_string() })?;
+        if let (Some(path), Some(named)) = (path, definitions_in_file)
+            && config.server.definitions == named
+            && !named.is_empty()
+            && Path::new(&named).is_relative()
+        {
+            let folder = path.parent().unwrap_or(Path::new(""));
+            config.server.definitions = folder.join(&named).display().to_string();
+        }
         config.validate()?;
         Ok(config)
     }
@@ -605,8 +617,27 @@ mod tests {
     #[test]
     fn shipped_config_file_states_the_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/wharf.toml");
-        let loaded = Config::load(Some(&path), []).expect("config/wharf.toml loads");
+        let mut loaded = Config::load(Some(&path), []).expect("config/wharf.toml loads");
+        let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/definitions");
+        assert_eq!(Path::new(&loaded.server.definitions), beside, "definitions are found beside the file");
+        loaded.server.definitions = Config::default().server.definitions;
         assert_eq!(loaded, Config::default());
+    }
+
+    #[test]
+    fn definitions_named_in_a_file_are_relative_to_it() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("wharf.toml");
+        std::fs::write(&path, "[server]\ndefinitions = \"defs\"\n").expect("write");
+        let config = Config::load(Some(&path), []).expect("loads");
+        assert_eq!(Path::new(&config.server.definitions), dir.path().join("defs"));
+        let config = Config::load(Some(&path), env(&[("WHARF_SERVER_DEFINITIONS", "mine")])).expect("loads");
+        assert_eq!(config.server.definitions, "mine", "the environment's stays as given");
+        std::fs::write(&path, "[server]\ndefinitions = \"/srv/defs\"\n").expect("write");
+        assert_eq!(Config::load(Some(&path), []).expect("loads").server.definitions, "/srv/defs");
+        std::fs::write(&path, "[server]\nbind = \"127.0.0.1:9\"\n").expect("write");
+        let config = Config::load(Some(&path), []).expect("loads");
+        assert_eq!(config.server.definitions, "config/definitions", "not named: the default, from the working folder");
     }
 
     #[test]
