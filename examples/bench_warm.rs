@@ -147,15 +147,11 @@ async fn run_tests(
     let never = CancellationToken::new();
     let job = support::job(actor, inputs, Some(instance), sandbox);
     let clock = Instant::now();
-    let timed = futures::future::join_all((0..tests).map(|_| async {
-        let report = local.executor.run(&job, &never).await;
-        ((), report)
-    }))
-    .await;
+    let reports = futures::future::join_all((0..tests).map(|_| local.executor.run(&job, &never))).await;
     let wall = clock.elapsed();
     local.executor.warm().end_instance(instance);
     let mut runner_total = Duration::ZERO;
-    for (_, report) in &timed {
+    for report in &reports {
         runner_total += runner_time(local, report).await?;
     }
     Ok(Measured { wall, runner_total })

@@ -147,11 +147,12 @@ impl Executor {
         &self.pool
     }
 
-    /// The warm containers of this process.
+    /// The series this executor records into, shared with the service's `/metrics`.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }
 
+    /// The warm containers of this process.
     pub fn warm(&self) -> &WarmPool {
         &self.warm
     }
@@ -195,21 +196,21 @@ impl Executor {
             Some(id) => tracing::info_span!("actor", actor = %job.actor.name, instance_id = %id),
             None => tracing::info_span!("actor", actor = %job.actor.name),
         };
-        let mut queued = Duration::ZERO;
+        let mut told = false;
         let result = if job.sandbox == Sandbox::Warm && !job.debug {
-            Box::pin(self.run_warm_attempts(job, cancel, &mut report, &mut queued)).instrument(span.clone()).await
+            Box::pin(self.run_warm_attempts(job, cancel, &mut report, &mut told)).instrument(span.clone()).await
         } else {
-            Box::pin(self.run_attempts(job, cancel, &mut report, &mut queued)).instrument(span.clone()).await
+            Box::pin(self.run_attempts(job, cancel, &mut report, &mut told)).instrument(span.clone()).await
         };
-        let _in_span = span.enter();
         if let Err(message) = result {
             report.exception = Some(message);
         }
-        // Set when the actor ended, before its container was removed; else now.
-        if report.end_time == report.start_time {
-            report.end_time = now_millis();
+        // An actor that ended without a container to remove is told here.
+        if !told {
+            self.tell_ended(job, &mut report, &Ok(()), &mut told).instrument(span.clone()).await;
         }
-        report.queued = queued;
+        let _in_span = span.enter();
+        let queued = report.queued;
         let total = Duration::from_millis(u64::try_from(report.end_time - report.start_time).unwrap_or(0));
         self.metrics.actor_ended(report.status.as_str(), total, queued);
         let (status, node, elapsed_ms) = (report.status.as_str(), report.node.as_deref(), total.as_millis() as u64);
@@ -227,7 +228,7 @@ impl Executor {
         job: &ActorJob,
         cancel: &CancellationToken,
         report: &mut ActorReport,
-        queued: &mut Duration,
+        told: &mut bool,
     ) -> Result<(), String> {
         let inputs = self.load_inputs(&job.inputs).await?;
         let limits = self.job_limits(job);
@@ -246,12 +247,12 @@ impl Executor {
             let lease = tokio::select! {
                 lease = self.acquire_slot(job.priority, description) => lease,
                 _ = cancel.cancelled() => {
-                    *queued += waiting.elapsed();
+                    report.queued += waiting.elapsed();
                     report.status = ActorStatus::Cancelled;
                     return Err("cancelled while waiting for a node".into());
                 }
             };
-            *queued += waiting.elapsed();
+            report.queued += waiting.elapsed();
             report.node = Some(lease.node.clone());
             let spec = ContainerSpec {
                 name: format!("wharf-{}-{}", job.actor.name, &Uuid::new_v4().simple().to_string()[..12]),
@@ -276,7 +277,7 @@ impl Executor {
                     let mut timings = outcome.timings.clone();
                     let verdict = self.conclude(&spec, outcome, &outputs, report);
                     Box::pin(self.save_log(job, report, &log)).await;
-                    Box::pin(self.tell_ended(job, report, &verdict)).await;
+                    Box::pin(self.tell_ended(job, report, &verdict, told)).await;
                     // Only now: a crash before this point leaves the container to the sweep,
                     // and the record says the actor ended.
                     if !spec.keep {
@@ -353,9 +354,17 @@ impl Executor {
         .await
     }
 
-    /// Tells the job's end notice the report as it will be returned.
-    pub(super) async fn tell_ended(&self, job: &ActorJob, report: &mut ActorReport, verdict: &Result<(), String>) {
+    /// The actor ended: its end time is now, and the job's end notice is told the report as
+    /// it will be returned (with the verdict's exception), once.
+    pub(super) async fn tell_ended(
+        &self,
+        job: &ActorJob,
+        report: &mut ActorReport,
+        verdict: &Result<(), String>,
+        told: &mut bool,
+    ) {
         report.end_time = now_millis();
+        *told = true;
         let Some(notice) = &job.ended else { return };
         let mut told = report.clone();
         if let Err(message) = verdict {

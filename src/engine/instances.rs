@@ -5,7 +5,6 @@
 //! crash all go through the store's `run_id` so a superseded run cannot write.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,7 +23,7 @@ use crate::model::blob::BlobRef;
 use crate::model::instance::{Instance, Status};
 use crate::model::limitation::Limitation;
 use crate::script::{
-    self, ActorRecord, BlobRead, HostEffects, InstanceView, NewCall, Outcome, PendingCall, RecordedCall, ScriptLimits,
+    self, ActorRecord, BlobRead, HostEffects, InstanceView, NewCall, Outcome, RecordedCall, ScriptLimits,
 };
 use crate::store::{BlobUpload, Store, StoreError};
 
@@ -309,10 +308,7 @@ impl InstanceRunner {
                     let Some(call) = events.into_iter().find(|e| e.position == position) else {
                         return Err(Interrupted::Stopped);
                     };
-                    let result = self.perform(&instance, run_id, machine_limits.as_ref(), &call, token).await?;
-                    if !store.complete_event(id, run_id, position, &result).await? {
-                        return Err(Interrupted::Stopped);
-                    }
+                    self.complete(&scope, &call).await?;
                 }
             }
         }
@@ -329,7 +325,7 @@ impl InstanceRunner {
         history: Vec<RecordedCall>,
         scope: &RunScope<'_>,
     ) -> Result<Outcome, Interrupted> {
-        let RunScope { instance, run_id, machine_limits, token } = *scope;
+        let RunScope { instance, run_id, .. } = *scope;
         let store = &self.shared.store;
         let acquire = || async { self.shared.script_slots.acquire().await.map_err(|_| Interrupted::Stopped) };
         let mut slot = Some(acquire().await?);
@@ -340,7 +336,7 @@ impl InstanceRunner {
             instance: view.id,
             run_id: run_id.to_owned(),
             chunk_size: self.shared.chunk_size,
-            live: Some(live),
+            live,
         });
         let (script, view, limits) = (script.to_owned(), view.clone(), self.shared.limits.clone());
         let mut evaluation = tokio::task::spawn_blocking(move || script::run(&script, &view, history, host, &limits));
@@ -355,18 +351,7 @@ impl InstanceRunner {
                     // While it waits, its evaluation slot is for other scripts.
                     drop(slot.take());
                     store.set_replaying(instance.id, run_id, false).await?;
-                    let recorded = RecordedCall {
-                        position: call.position,
-                        kind: call.kind,
-                        args: call.args,
-                        result: None,
-                        stage: call.stage,
-                        created_at: call.created_at,
-                    };
-                    let result = self.perform(instance, run_id, machine_limits, &recorded, token).await?;
-                    if !store.complete_event(instance.id, run_id, recorded.position, &result).await? {
-                        return Err(Interrupted::Stopped);
-                    }
+                    let result = self.complete(scope, &call).await?;
                     slot.replace(acquire().await?);
                     store.set_replaying(instance.id, run_id, true).await?;
                     drop(live_slot);
@@ -418,6 +403,16 @@ impl InstanceRunner {
             Ok(_) => self.shared.callbacks.notify_one(),
             Err(err) => tracing::error!(instance_id = %id, error = %err, "cannot store the callback"),
         }
+    }
+
+    /// Performs a pending call and records its result, which it gives.
+    async fn complete(&self, scope: &RunScope<'_>, call: &RecordedCall) -> Result<Value, Interrupted> {
+        let RunScope { instance, run_id, machine_limits, token } = *scope;
+        let result = self.perform(instance, run_id, machine_limits, call, token).await?;
+        if !self.shared.store.complete_event(instance.id, run_id, call.position, &result).await? {
+            return Err(Interrupted::Stopped);
+        }
+        Ok(result)
     }
 
     /// Performs a call the script waits on and gives its result.
@@ -493,36 +488,26 @@ impl InstanceRunner {
             limitation.extend(machine_limits.cloned());
             // The call's choice, else the actor's own.
             let sandbox = spec["sandbox"].as_str().and_then(Sandbox::parse).unwrap_or(actor.sandbox);
-            let told = Arc::new(AtomicBool::new(false));
-            let ended =
-                self.end_notice(instance.id, run_id, call, index, (&actor.name, &inputs, tag.clone()), told.clone());
-            jobs.push(Ok((
-                ActorJob {
-                    instance_id: Some(instance.id),
-                    actor,
-                    inputs,
-                    limitation,
-                    priority: spec["priority"].as_i64().unwrap_or(instance.priority),
-                    debug,
-                    tag,
-                    started: Some(StartNotice { index, to: started_tx.clone() }),
-                    sandbox,
-                    ended: Some(ended),
-                },
-                told,
-            )));
+            let ended = self.end_notice(instance.id, run_id, call, index, (&actor.name, &inputs, tag.clone()));
+            jobs.push(Ok(ActorJob {
+                instance_id: Some(instance.id),
+                actor,
+                inputs,
+                limitation,
+                priority: spec["priority"].as_i64().unwrap_or(instance.priority),
+                debug,
+                tag,
+                started: Some(StartNotice { index, to: started_tx.clone() }),
+                sandbox,
+                ended: Some(ended),
+            }));
         }
-        let runs = jobs.iter().enumerate().map(|(index, job)| async move {
+        // An ended actor's record is kept by its end notice.
+        let runs = jobs.iter().map(|job| async move {
             match job {
-                Ok((job, told)) => {
+                Ok(job) => {
                     let report = self.shared.executor.run(job, token).await;
-                    let record =
-                        actor_record(&job.actor.name, report, job.tag.clone(), call.stage.clone(), &job.inputs);
-                    // Recorded by the end notice already, unless it ended without a container.
-                    if !told.load(Ordering::SeqCst) {
-                        keep_ended(&self.shared.store, instance.id, run_id, call.position, index, &record).await;
-                    }
-                    record
+                    actor_record(&job.actor.name, report, job.tag.clone(), call.stage.clone(), &job.inputs)
                 }
                 Err(record) => record.clone(),
             }
@@ -537,8 +522,9 @@ impl InstanceRunner {
         Ok(json!({"actors": records}))
     }
 
-    /// Records actor `index` of `call` (its name, inputs and tag) as soon as it ended,
-    /// before its container goes, and says so in `told`.
+    /// Keeps the record of actor `index` of `call` (its name, inputs and tag) as soon as it
+    /// ended, before its container goes (a cancelled one is not kept: it runs again), so that
+    /// a run that continues the call after a crash does not run it again.
     fn end_notice(
         &self,
         instance: Uuid,
@@ -546,17 +532,19 @@ impl InstanceRunner {
         call: &RecordedCall,
         index: usize,
         (name, inputs, tag): (&str, &[BlobRef], Option<String>),
-        told: Arc<AtomicBool>,
     ) -> EndNotice {
         let store = self.shared.store.clone();
         let (run_id, position, stage) = (run_id.to_owned(), call.position, call.stage.clone());
         let (name, inputs) = (name.to_owned(), inputs.to_vec());
         EndNotice(Arc::new(move |report: ActorReport| {
-            let (store, run_id, told) = (store.clone(), run_id.clone(), told.clone());
+            let (store, run_id) = (store.clone(), run_id.clone());
             let record = actor_record(&name, report, tag.clone(), stage.clone(), &inputs);
             Box::pin(async move {
-                keep_ended(&store, instance, &run_id, position, index, &record).await;
-                told.store(true, Ordering::SeqCst);
+                if record.status != "Cancelled"
+                    && let Err(err) = store.actor_ended(instance, &run_id, position, index, &record).await
+                {
+                    tracing::warn!(error = %err, "cannot keep an ended actor's record; a takeover would run it again");
+                }
             })
         }))
     }
@@ -626,16 +614,6 @@ fn actor_record(
     }
 }
 
-/// Keeps an ended actor's record for its call (a cancelled one is run again), so that a run
-/// that continues the call after a crash does not run it again.
-async fn keep_ended(store: &Store, instance: Uuid, run_id: &str, position: i64, index: usize, record: &ActorRecord) {
-    if record.status != "Cancelled"
-        && let Err(err) = store.actor_ended(instance, run_id, position, index, record).await
-    {
-        tracing::warn!(error = %err, "cannot keep an ended actor's record; a takeover would run it again");
-    }
-}
-
 fn missing_actor(name: &str, inputs: Vec<BlobRef>, tag: Option<String>, stage: Option<String>) -> ActorRecord {
     let now = crate::model::now_millis();
     ActorRecord {
@@ -682,7 +660,7 @@ struct StoreHost {
     run_id: String,
     chunk_size: u64,
     /// Where the script asks to wait live on a call.
-    live: Option<tokio::sync::mpsc::Sender<LiveWait>>,
+    live: tokio::sync::mpsc::Sender<LiveWait>,
 }
 
 /// What one run of an instance works with.
@@ -695,7 +673,7 @@ struct RunScope<'a> {
 }
 
 /// A call the script waits on live, and where its result goes.
-type LiveWait = (PendingCall, tokio::sync::oneshot::Sender<Value>);
+type LiveWait = (RecordedCall, tokio::sync::oneshot::Sender<Value>);
 
 impl HostEffects for StoreHost {
     fn read_blob(&self, id: Uuid, max: usize) -> Result<BlobRead, String> {
@@ -728,9 +706,9 @@ impl HostEffects for StoreHost {
         tracing::info!(instance_id = %self.instance, script_log = message, "script log");
     }
 
-    fn wait(&self, call: &PendingCall) -> Option<Value> {
+    fn wait(&self, call: &RecordedCall) -> Option<Value> {
         let (reply, result) = tokio::sync::oneshot::channel();
-        self.live.as_ref()?.blocking_send((call.clone(), reply)).ok()?;
+        self.live.blocking_send((call.clone(), reply)).ok()?;
         result.blocking_recv().ok()
     }
 }

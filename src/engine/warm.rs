@@ -171,7 +171,7 @@ impl Executor {
         job: &ActorJob,
         cancel: &CancellationToken,
         report: &mut ActorReport,
-        queued: &mut Duration,
+        told: &mut bool,
     ) -> Result<(), String> {
         let inputs = self.load_inputs(&job.inputs).await?;
         let limits = self.job_limits(job);
@@ -203,13 +203,13 @@ impl Executor {
                     lease = &mut acquire => break Err(lease),
                     _ = returned => {}
                     _ = cancel.cancelled() => {
-                        *queued += waiting.elapsed();
+                        report.queued += waiting.elapsed();
                         report.status = ActorStatus::Cancelled;
                         return Err("cancelled while waiting for a node".into());
                     }
                 }
             };
-            *queued += waiting.elapsed();
+            report.queued += waiting.elapsed();
             let mut container = match found {
                 Ok(container) => container,
                 Err(lease) => {
@@ -254,7 +254,7 @@ impl Executor {
                     let log = std::mem::take(&mut outcome.log);
                     let verdict = self.conclude(&spec, outcome, &outputs, report);
                     Box::pin(self.save_log(job, report, &log)).await;
-                    Box::pin(self.tell_ended(job, report, &verdict)).await;
+                    Box::pin(self.tell_ended(job, report, &verdict, told)).await;
                     match &done.doubt {
                         None if container.runs < config.warm_max_runs => {
                             self.warm.put(key, container, config.warm_idle_secs);

@@ -11,7 +11,7 @@ use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Positi
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::journal::{Journal, NewCall, Step, Stop};
+use super::journal::{Journal, NewCall, RecordedCall, Step, Stop};
 use super::values::{ActorRecord, ScriptBlob, from_json, to_json};
 use crate::model::blob::{BlobRef, validate_file_name};
 
@@ -30,23 +30,13 @@ pub trait HostEffects: Send + Sync + 'static {
     fn record(&self, call: &NewCall) -> Result<(), String>;
     fn log(&self, message: &str);
     /// Waits, with the script live on its thread, for the engine to perform the pending
-    /// `call` and give its result. `None`: the script is not to wait here (no room for one
-    /// more live script, or the run is over); it suspends, and is replayed later.
-    fn wait(&self, call: &PendingCall) -> Option<Value> {
+    /// `call` (recorded, without a result) and give its result. `None`: the script is not to
+    /// wait here (no room for one more live script, or the run is over); it suspends, and is
+    /// replayed later.
+    fn wait(&self, call: &RecordedCall) -> Option<Value> {
         let _ = call;
         None
     }
-}
-
-/// A call the script waits on, as the engine needs it to perform it.
-#[derive(Debug, Clone)]
-pub struct PendingCall {
-    pub position: i64,
-    pub kind: String,
-    pub args: Value,
-    pub stage: Option<String>,
-    /// When the script first made it, milliseconds since the epoch.
-    pub created_at: i64,
 }
 
 /// The instance as the script sees it.
@@ -129,16 +119,11 @@ fn suspending(ctx: &Ctx, kind: &'static str, args: Value, pos: Position) -> Fall
             let stage = ctx.journal.stage();
             let call = NewCall { position, kind, args: args.clone(), result: None, stage: stage.clone() };
             ctx.host.record(&call).map_err(|e| halt(ctx, Stop::Host(e), pos))?;
-            PendingCall { position, kind: kind.to_owned(), args, stage, created_at: crate::model::now_millis() }
+            let created_at = crate::model::now_millis();
+            RecordedCall { position, kind: kind.to_owned(), args, result: None, stage, created_at }
         }
         Err(Stop::Suspend(position)) => match ctx.journal.recorded(position) {
-            Some(recorded) => PendingCall {
-                position,
-                kind: recorded.kind.clone(),
-                args: recorded.args.clone(),
-                stage: recorded.stage.clone(),
-                created_at: recorded.created_at,
-            },
+            Some(recorded) => recorded.clone(),
             None => return Err(halt(ctx, Stop::Suspend(position), pos)),
         },
         Err(stop) => return Err(halt(ctx, stop, pos)),

@@ -13,7 +13,7 @@ mod host;
 mod journal;
 mod values;
 
-pub use host::{BlobRead, HostEffects, InstanceView, PendingCall};
+pub use host::{BlobRead, HostEffects, InstanceView};
 pub use journal::{NewCall, RecordedCall};
 pub use values::{ActorRecord, ScriptBlob, from_json, to_json};
 
