@@ -8,6 +8,7 @@
 //! - [`script`]: the sandboxed Rhai engine state machines are written for.
 //! - [`metrics`]: counters, gauges and histograms in the Prometheus text format.
 //! - [`api`]: HTTP routes, the `{code, msg, data}` envelope, access control, OpenAPI.
+//! - [`ui`]: the web console at `/ui/`, files embedded in the binary, calling the API.
 //! - [`server`]: `wharf serve`, which ties the above together and shuts down cleanly.
 //! - [`tls`]: HTTPS for the service, and the client certificates it requires.
 //! - [`cli`]: the command line of the `wharf` binary.
@@ -26,6 +27,7 @@ pub mod script;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod ui;
 
 /// Installs ring as the process's TLS crypto provider (for the Docker client and outgoing
 /// HTTP; the service's own HTTPS names ring explicitly). Call before building any HTTP

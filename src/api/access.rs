@@ -66,9 +66,14 @@ impl Access {
     }
 }
 
-/// Paths anyone allowed by the IP list may read without a token.
+/// Paths anyone allowed by the IP list may read without a token. The console's files hold
+/// no data: the page asks for a token and sends it with each API call.
 pub(super) fn is_public(path: &str) -> bool {
-    path == "/healthz" || path == "/metrics" || path.starts_with("/swagger") || path.starts_with("/api-docs")
+    path == "/healthz"
+        || path == "/metrics"
+        || path.starts_with("/swagger")
+        || path.starts_with("/api-docs")
+        || crate::ui::is_console_path(path)
 }
 
 /// Middleware: refuses callers outside the allow list (403) or without a valid token (401).

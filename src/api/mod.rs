@@ -1,5 +1,5 @@
 //! The HTTP API: JoyOI's routes under `/api/v1`, wharf's additions, the OpenAPI document
-//! generated from the handlers, and Swagger UI. The only module that knows status codes.
+//! generated from the handlers, Swagger UI, and the web console's files (`crate::ui`). The only module that knows status codes.
 
 pub mod access;
 mod actors;
@@ -104,6 +104,7 @@ pub fn app(state: AppState, access: access::Access) -> Router {
     let metrics = state.metrics.clone();
     let routed = routes
         .merge(SwaggerUi::new("/swagger").url("/api-docs/openapi.json", openapi))
+        .merge(crate::ui::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_json_body))
