@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test: starts PostgreSQL (installing it if needed), builds the actor images and
-# starts a second Docker engine (scripts/dockerd2.sh) when a Docker engine is here, then
-# runs the workspace's tests against both databases. On exit it stops what it started.
+# Runs every test: starts PostgreSQL (installing it if needed), installs headless Chromium
+# for the web console's test when it is missing, builds the actor images and starts a second
+# Docker engine (scripts/dockerd2.sh) when a Docker engine is here, then runs the
+# workspace's tests against both databases. On exit it stops what it started.
 # Extra arguments go to `cargo test` (e.g. `scripts/test.sh -- blobs`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,21 @@ if [ -z "${WHARF_TEST_POSTGRES_URL:-}" ]; then
     started+=(postgres)
 fi
 export WHARF_TEST_POSTGRES_URL
+
+# The console's test (functional-tests/tests/console.rs) drives Chromium through chromedriver.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    if [ "$(id -u)" -eq 0 ]; then
+        echo "test.sh: installing Chromium and chromedriver from Debian's packages" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >&2
+        apt-get install -y -qq chromium chromium-driver >&2
+    elif [ "${CI:-}" = "true" ]; then
+        echo "test.sh: Chromium is not installed and this is not root, and CI needs it" >&2
+        exit 1
+    else
+        echo "test.sh: Chromium is not installed (apt-get install chromium chromium-driver); the console test will skip" >&2
+    fi
+fi
 
 if docker info >/dev/null 2>&1; then
     bash images/build.sh

@@ -58,6 +58,16 @@ impl Api {
         Api { base, client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client") }
     }
 
+    /// Calls that send `Authorization: Bearer <token>`, for a service with `auth.tokens`.
+    pub fn with_token(base: String, token: &str) -> Api {
+        wharf::install_crypto_provider();
+        let mut headers = reqwest::header::HeaderMap::new();
+        let value = format!("Bearer {token}").parse().expect("a token is a header value");
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).default_headers(headers);
+        Api { base, client: client.build().expect("client") }
+    }
+
     pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut request = self.client.request(method, format!("{}{path}", self.base));
         if let Some(body) = body {
@@ -141,7 +151,11 @@ impl Service {
     pub async fn start(config: Config) -> Service {
         wharf::install_crypto_provider();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let api = Api::new(format!("http://{}", listener.local_addr().expect("addr")));
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let api = match config.auth.tokens.first() {
+            Some(token) => Api::with_token(base, token),
+            None => Api::new(base),
+        };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(wharf::server::run(config, listener, async move {
             let _ = stopped.await;

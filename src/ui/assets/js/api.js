@@ -51,6 +51,13 @@ export async function fetchRaw(path, options = {}) {
   }
 }
 
+/** Resolves once the API accepts this page's calls: asks for a token first when the service
+ * wants one, before any page shows (some pages read only public routes such as `/metrics`). */
+export async function ensureAccess() {
+  const response = await fetchRaw("/api/v1/DockerNode/WaitingTasks");
+  await response.body?.cancel();
+}
+
 /** The `data` of an answer (and its `x-total-count`, for listings) or an ApiError. */
 export async function call(method, path, body) {
   const options = { method };

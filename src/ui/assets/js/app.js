@@ -25,6 +25,7 @@ const ROUTES = {
 };
 
 let current = null;
+let access = null;
 
 /** `#/instances?status=Failed` → ["instances"], URLSearchParams. */
 export function parseHash(hash) {
@@ -54,6 +55,12 @@ async function show() {
     return;
   }
   try {
+    access ||= api.ensureAccess().catch((error) => {
+      access = null;
+      throw error;
+    });
+    await access;
+    if (view.closed) return;
     await render(view, ...rest, params);
   } catch (error) {
     if (view.closed) return;

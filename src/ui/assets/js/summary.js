@@ -10,10 +10,14 @@ const STATES = ["Queued", "Running", "Succeeded", "Failed", "Cancelled"];
 
 function bars(counts) {
   const most = Math.max(1, ...counts.map(([, n]) => n));
-  return h("ul", { class: "bars", "aria-label": "Instances by state" }, counts.map(([state, n]) =>
-    h("li", {}, h("span", { class: "bar-label" }, state),
-      h("meter", { class: `state-${state.toLowerCase()}`, min: 0, max: most, value: n, "aria-label": `${state}: ${n}` }),
-      h("span", { class: "bar-value", "data-state": state }, String(n)))));
+  return h("ul", { class: "bars", "aria-label": "Instances by state" }, counts.map(([state, n]) => {
+    const fillBar = h("span", { class: `bar-fill state-${state.toLowerCase()}` });
+    // Width through the CSSOM: the page's policy allows no inline style attributes.
+    fillBar.style.width = `${(100 * n) / most}%`;
+    return h("li", {}, h("span", { class: "bar-label" }, state),
+      h("span", { class: "bar", role: "img", "aria-label": `${state}: ${n}` }, fillBar),
+      h("span", { class: "bar-value", "data-state": state }, String(n)));
+  }));
 }
 
 function tile(label, value, id) {
