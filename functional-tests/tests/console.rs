@@ -1,8 +1,9 @@
 //! The web console in headless Chromium against a real service on the machine's engine: the
-//! token asked for, a judge watched from queued to its verdict without a reload, its graph
-//! and logs, a node drained, a broken script refused at its line then fixed in the editor,
-//! every page at desktop and phone width, and no error in the browser's console. Each page
-//! is saved as a screenshot in `target/console-screenshots/`.
+//! token asked for, a judge watched to its verdict and a slower run seen running then ended
+//! without a reload, the judge's graph and logs, a node drained by keyboard, a broken script
+//! refused at its line then fixed in the editor, every page at desktop and phone width,
+//! 10,000 stored instances paged quickly, and no error in the browser's console. Each page is
+//! saved as a screenshot in `target/console-screenshots/`.
 
 #[path = "common/browser.rs"]
 mod browser;
@@ -87,6 +88,16 @@ async fn the_console_follows_a_judge_drains_a_node_and_fixes_a_script() {
     let stored = api.instance(&id).await;
     assert_eq!(stored["result"]["verdict"], "Wrong Answer", "{stored}");
 
+    // A slower instance, open on its own page: seen running, then ended, with no reload.
+    api.ok(Method::PUT, "/api/v1/Actor", Some(json!({"name": "nap", "body": "sleep 3; echo rested"}))).await;
+    api.ok(Method::PUT, "/api/v1/StateMachine", Some(json!({"name": "naps", "body": "run_actor(\"nap\", []); 1"}))).await;
+    let slow = api.start("naps", vec![], json!({})).await;
+    browser.goto(&format!("{ui}#/instance/{slow}")).await;
+    browser.wait_text("#instance-summary .badge", 20, |t| t == "Running").await;
+    browser.screenshot("03-instance-running").await;
+    browser.wait_text("#instance-summary .badge", 30, |t| t == "Succeeded").await;
+    browser.wait_text("#logs", 10, |t| t.contains("nap on local")).await;
+
     // The instance: its state, verdict, actors, graph (drawn in the page) and logs.
     browser.goto(&format!("{ui}#/instance/{id}")).await;
     browser.wait_text("#instance-summary .badge", 20, |t| t == "Succeeded").await;
@@ -101,9 +112,9 @@ async fn the_console_follows_a_judge_drains_a_node_and_fixes_a_script() {
     browser.wait_text("#logs", 20, |t| t.contains("judge-run")).await;
     assert_eq!(browser.count("#logs details.log").await, actors, "one log per actor run");
     assert!(browser.count("button[data-blob]").await > actors, "inputs and outputs can be downloaded");
-    browser.screenshot("03-instance").await;
-    browser.screenshot_of("#graph", "04-instance-graph").await;
-    browser.screenshot_of("#logs", "05-instance-logs").await;
+    browser.screenshot("04-instance").await;
+    browser.screenshot_of("#graph", "05-instance-graph").await;
+    browser.screenshot_of("#logs", "06-instance-logs").await;
     log.extend(browser.log().await);
 
     // Drain the node from the nodes page; the API agrees; undrain it again.
@@ -127,13 +138,13 @@ async fn the_console_follows_a_judge_drains_a_node_and_fixes_a_script() {
     browser.wait_text("tr[data-node='local'] td.drained", 10, |t| t == "drained").await;
     let nodes = api.ok(Method::GET, "/api/v1/DockerNode/All", None).await;
     assert_eq!(nodes[0]["nodeInfo"]["drained"], true, "{nodes}");
-    browser.screenshot("06-nodes-drained").await;
+    browser.screenshot("07-nodes-drained").await;
     browser.click("tr[data-node='local'] button.drain").await;
     browser.wait_text("tr[data-node='local'] td.drained", 10, |t| t == "no").await;
 
     browser.goto(&format!("{ui}#/queue")).await;
     browser.wait_text("#q-running", 20, |t| t.contains("of 4 slots")).await;
-    browser.screenshot("07-queue").await;
+    browser.screenshot("08-queue").await;
 
     // A state machine with a syntax error on line 3 is refused; the editor marks line 3 and
     // shows the service's message there; fixed, it is stored.
@@ -143,11 +154,12 @@ async fn the_console_follows_a_judge_drains_a_node_and_fixes_a_script() {
     script.send_keys("let a = 1;\nlet b = 2;\nlet c = a + ;\nc").await.expect("type the script");
     browser.click("#save").await;
     let bubble = browser.wait_text(".error-bubble", 10, |t| t.contains("line 3")).await;
-    assert!(bubble.contains("script error at line 3"), "{bubble}");
+    assert!(bubble.starts_with("line 3, column 13: ") && bubble.contains("Unexpected"), "{bubble}");
+    browser.wait_text("#editor-messages", 5, |t| t.contains("script error at line 3")).await;
     assert_eq!(browser.count(".gutter span.problem[data-line='3']").await, 1, "line 3 is marked");
     let (status, _) = api.call(Method::GET, "/api/v1/StateMachine/sum", None).await;
     assert_eq!(status, 404, "nothing stored while the script is broken");
-    browser.screenshot("08-editor-error").await;
+    browser.screenshot("09-editor-error").await;
     script.clear().await.expect("clear");
     script.send_keys("let a = 1;\nlet b = 2;\nlet c = a + b;\nc").await.expect("type the fix");
     browser.click("#save").await;
@@ -155,22 +167,22 @@ async fn the_console_follows_a_judge_drains_a_node_and_fixes_a_script() {
     assert_eq!(browser.count(".error-bubble:not([hidden])").await, 0, "the mark is gone");
     let machine = api.ok(Method::GET, "/api/v1/StateMachine/sum", None).await;
     assert_eq!(machine["body"], "let a = 1;\nlet b = 2;\nlet c = a + b;\nc", "{machine}");
-    browser.screenshot("09-editor-saved").await;
+    browser.screenshot("10-editor-saved").await;
     browser.goto(&format!("{ui}#/actors")).await;
     browser.wait_text("main table", 10, |t| t.contains("judge-run")).await;
-    browser.screenshot("10-actors").await;
+    browser.screenshot("11-actors").await;
 
     browser.goto(&format!("{ui}#/summary")).await;
     browser.wait_text("#success-rate", 20, |t| t == "100.0%").await;
-    browser.screenshot("11-summary-after").await;
+    browser.screenshot("12-summary-after").await;
     assert!(fits_width(&browser).await, "the summary fits 1280 px");
 
     // A phone-sized window: the pages reflow instead of overflowing.
     browser.set_size(390, 844).await;
     for (page, ready, name) in [
-        ("#/summary", "#success-rate", "12-phone-summary"),
-        ("#/instances", "#instance-list table", "13-phone-instances"),
-        ("#/nodes", "#node-list table", "14-phone-nodes"),
+        ("#/summary", "#success-rate", "13-phone-summary"),
+        ("#/instances", "#instance-list table", "14-phone-instances"),
+        ("#/nodes", "#node-list table", "15-phone-nodes"),
     ] {
         browser.goto(&format!("{ui}{page}")).await;
         browser.find(ready).await;
@@ -180,10 +192,14 @@ async fn the_console_follows_a_judge_drains_a_node_and_fixes_a_script() {
     }
     browser.goto(&format!("{ui}#/instance/{id}")).await;
     browser.wait_text("#graph", 20, |t| t.contains("judge-compile")).await;
-    browser.screenshot("15-phone-instance").await;
+    browser.screenshot("16-phone-instance").await;
     assert!(fits_width(&browser).await, "the instance fits a phone's width");
 
     log.extend(browser.log().await);
+    assert!(
+        log.iter().any(|e| e.message.contains("status of 400")),
+        "the browser's log is read: the refused script is in it: {log:#?}"
+    );
     let errors = unexpected_errors(&log);
     assert!(errors.is_empty(), "the browser logged errors: {errors:#?}");
     browser.close().await;
@@ -224,7 +240,7 @@ async fn the_instances_page_stays_quick_with_ten_thousand_instances() {
     browser.wait_text(".pager .page-of", 10, |t| t == "page 1 of 500").await;
     browser.click(".pager a[rel=next]").await;
     browser.wait_text(".pager .page-of", 10, |t| t == "page 2 of 500").await;
-    browser.screenshot("16-many-instances").await;
+    browser.screenshot("17-many-instances").await;
     assert!(shown < std::time::Duration::from_secs(3), "the first page took {shown:?}");
 
     // Every listing the page asked for was one page, never the whole table.

@@ -77,7 +77,9 @@ export function codeEditor(label, text) {
       marker.hidden = false;
       bubble.hidden = false;
       bubble.dataset.line = String(problem.line);
-      fill(bubble, `line ${problem.line}${problem.column ? `, column ${problem.column}` : ""}: ${message}`);
+      // The position is shown by the mark; the bubble keeps what follows it in the message.
+      const said = message.replace(/^.*?line \d+(, column \d+)?:\s*/, "") || message;
+      fill(bubble, `line ${problem.line}${problem.column ? `, column ${problem.column}` : ""}: ${said}`);
       area.setAttribute("aria-invalid", "true");
       area.setAttribute("aria-describedby", bubble.id);
       drawGutter();

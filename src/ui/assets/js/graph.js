@@ -99,6 +99,13 @@ export function layout(graph) {
     }
     if (!moved) break;
   }
+  // A node nothing flows into (an initial blob, a file the script wrote) stands just left of
+  // its first reader rather than at the far left, so its edges stay short.
+  for (const id of ids) {
+    if (incoming.get(id).length) continue;
+    const readers = graph.edges.filter((e) => e.from === id).map((e) => column.get(e.to));
+    if (readers.length) column.set(id, Math.max(0, Math.min(...readers) - 1));
+  }
   const columns = [];
   for (const id of ids) (columns[column.get(id)] ||= []).push(id);
   const row = new Map();

@@ -32,13 +32,17 @@ function filterForm(params) {
     field("Created from", from), field("Created until", to), field("Per page", size),
     h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Filter"),
       h("a", { href: "#/instances", class: "button" }, "Clear")));
+  const filtered = ["name", "state", "stage", "from", "to"].some((key) => params.get(key));
+  // Open on a wide screen or when a filter is set; on a phone the listing comes first.
+  const box = h("details", { class: "filter-box", open: filtered || matchMedia("(min-width: 700px)").matches },
+    h("summary", {}, filtered ? "Filters (set)" : "Filters"), form);
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const next = new URLSearchParams();
     for (const [key, value] of new FormData(form)) if (value) next.set(key, value);
     location.hash = `#/instances?${next}`;
   });
-  return form;
+  return box;
 }
 
 function row(instance) {
