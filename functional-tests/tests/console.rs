@@ -36,7 +36,10 @@ fn unexpected_errors(log: &[LogEntry]) -> Vec<&LogEntry> {
     log.iter()
         .filter(|e| e.level == "SEVERE" || e.level == "ERROR")
         .filter(|e| {
-            let on_purpose = e.message.contains("status of 401") || e.message.contains("/api/v1/StateMachine - Failed to load resource: the server responded with a status of 400");
+            let on_purpose = e.message.contains("status of 401")
+                || e.message.contains(
+                    "/api/v1/StateMachine - Failed to load resource: the server responded with a status of 400",
+                );
             !on_purpose
         })
         .collect()
@@ -55,7 +58,8 @@ async fn the_console_follows_a_judge_drains_a_node_and_fixes_a_script() {
     }
     let Some(browser) = Browser::start_or_skip().await else { return };
     let dir = tempfile::tempdir().expect("dir");
-    let mut config = config(dir.path(), &format!("wharf-console-{}", std::process::id()), &[("local", &engine.address)]);
+    let mut config =
+        config(dir.path(), &format!("wharf-console-{}", std::process::id()), &[("local", &engine.address)]);
     config.auth.tokens = vec![TOKEN.into()];
     let service = Service::start(config).await;
     let api = &service.api;
@@ -90,7 +94,8 @@ async fn the_console_follows_a_judge_drains_a_node_and_fixes_a_script() {
 
     // A slower instance, open on its own page: seen running, then ended, with no reload.
     api.ok(Method::PUT, "/api/v1/Actor", Some(json!({"name": "nap", "body": "sleep 3; echo rested"}))).await;
-    api.ok(Method::PUT, "/api/v1/StateMachine", Some(json!({"name": "naps", "body": "run_actor(\"nap\", []); 1"}))).await;
+    api.ok(Method::PUT, "/api/v1/StateMachine", Some(json!({"name": "naps", "body": "run_actor(\"nap\", []); 1"})))
+        .await;
     let slow = api.start("naps", vec![], json!({})).await;
     browser.goto(&format!("{ui}#/instance/{slow}")).await;
     browser.wait_text("#instance-summary .badge", 20, |t| t == "Running").await;

@@ -74,7 +74,9 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
 /// Whether `path` is one of the console's files, which anyone the allow list admits may
 /// read: they hold no data, and the page asks for a token when the API wants one.
 pub fn is_console_path(path: &str) -> bool {
-    path == "/ui" || path == "/ui/" || path.strip_prefix("/ui/").is_some_and(|rest| ASSETS.iter().any(|a| a.path == rest))
+    path == "/ui"
+        || path == "/ui/"
+        || path.strip_prefix("/ui/").is_some_and(|rest| ASSETS.iter().any(|a| a.path == rest))
 }
 
 #[cfg(test)]

@@ -48,3 +48,29 @@ async fn oversized_json_is_refused() {
     assert_eq!(server.count("/api/v1/Actor/All").await, 0);
     server.finish().await;
 }
+
+#[tokio::test]
+async fn the_console_is_served_without_a_token_but_its_data_is_not() {
+    let server = TestServer::start_with(Db::Sqlite, |c| c.auth.tokens = vec!["s3cret".into()]).await;
+    let bare = |path: &str| server.client.get(server.url(path));
+
+    // `/ui` redirects to `/ui/`, the page itself.
+    let page = bare("/ui").send().await.expect("console");
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.url().path(), "/ui/");
+    let policy = page.headers()["content-security-policy"].to_str().expect("ascii").to_owned();
+    assert!(policy.starts_with("default-src 'self'"), "nothing is loaded from elsewhere: {policy}");
+    assert!(page.text().await.expect("html").contains("<title>wharf console</title>"));
+    let script = bare("/ui/js/app.js").send().await.expect("script");
+    assert_eq!(script.status(), 200);
+    assert_eq!(script.headers()["content-type"], "text/javascript; charset=utf-8", "served as a module");
+
+    // What the page shows comes from the API, which still wants the token.
+    server.send(bare("/api/v1/DockerNode/WaitingTasks")).await.expect_error(401, "missing access token");
+    server.send(bare("/ui/js/missing.js")).await.expect_error(401, "missing access token");
+    server
+        .send(bare("/ui/js/missing.js").bearer_auth("s3cret"))
+        .await
+        .expect_error(404, "no route for /ui/js/missing.js");
+    server.finish().await;
+}

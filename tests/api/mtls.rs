@@ -144,6 +144,17 @@ async fn tokens_are_still_demanded_when_configured() {
 }
 
 #[tokio::test]
+async fn the_console_is_served_over_tls_to_a_client_with_a_certificate() {
+    let pki = Pki::new();
+    let server = start(&pki, |_| {}).await;
+    let page = server.client.get(server.url("/ui/")).send().await.expect("console over TLS");
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.expect("html").contains("wharf console"));
+    refused(&pki.client(None), &server.url("/ui/")).await;
+    server.finish().await;
+}
+
+#[tokio::test]
 async fn allow_list_sees_the_client_address_over_tls() {
     let pki = Pki::new();
     let server = start(&pki, |c| c.acl.allow = vec!["10.0.0.0/8".into()]).await;

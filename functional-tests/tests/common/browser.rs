@@ -98,7 +98,10 @@ impl Browser {
     pub async fn screenshot_of(&self, css: &str, name: &str) {
         let element = self.find(css).await;
         self.client
-            .execute("arguments[0].scrollIntoView({block: 'start'});", vec![serde_json::to_value(&element).expect("ref")])
+            .execute(
+                "arguments[0].scrollIntoView({block: 'start'});",
+                vec![serde_json::to_value(&element).expect("ref")],
+            )
             .await
             .expect("scroll");
         let png = element.screenshot().await.expect("element screenshot");
