@@ -18,11 +18,13 @@ use service::{Api, Service, config};
 
 const TOKEN: &str = "console-test-token";
 
+const SUBMISSION: &[u8] = b"read a b\necho $((a + b))\n";
+
 /// Three sums, one answered wrong.
 const TESTS: [(&str, &str); 3] = [("1 2\n", "3"), ("10 20\n", "30"), ("7 8\n", "16")];
 
 async fn start_judge(api: &Api) -> String {
-    let mut blobs = vec![api.blob("Main.sh", b"read a b\necho $((a + b))\n").await];
+    let mut blobs = vec![api.blob("Main.sh", SUBMISSION).await];
     for (i, (input, answer)) in TESTS.iter().enumerate() {
         blobs.push(api.blob(&format!("input_{}.txt", i + 1), input.as_bytes()).await);
         blobs.push(api.blob(&format!("answer_{}.txt", i + 1), answer.as_bytes()).await);
@@ -117,10 +119,31 @@ async fn the_console_follows_a_judge_drains_a_node_and_fixes_a_script() {
     browser.wait_text("#logs", 20, |t| t.contains("judge-run")).await;
     assert_eq!(browser.count("#logs details.log").await, actors, "one log per actor run");
     assert!(browser.count("button[data-blob]").await > actors, "inputs and outputs can be downloaded");
+    browser.click("dd[data-fact='Initial blobs'] button").await;
+    assert_eq!(browser.downloaded("Main.sh").await, SUBMISSION, "a blob downloads with the token, as itself");
     browser.screenshot("04-instance").await;
     browser.screenshot_of("#graph", "05-instance-graph").await;
     browser.screenshot_of("#logs", "06-instance-logs").await;
     log.extend(browser.log().await);
+
+    // Re-run from the Run stage: the compile is kept, the tests run again.
+    let key = browser.wait_text("dd[data-fact='Execution key']", 5, |t| t.len() > 8).await;
+    browser.find("#rerun-form select").await.select_by_value("Run").await.expect("choose the stage");
+    browser.click("#rerun-form button[type=submit]").await;
+    browser.wait_text(".messages", 10, |t| t.contains("Re-running from Run")).await;
+    browser.wait_text("dd[data-fact='Execution key']", 30, |t| t.len() > 8 && t != key).await;
+    browser.wait_text("#instance-summary .badge", 60, |t| t == "Succeeded").await;
+    let rerun = api.instance(&id).await;
+    let compiles = rerun["startedActors"].as_array().expect("actors").iter().filter(|a| a["name"] == "judge-compile");
+    assert_eq!(compiles.count(), 1, "the compile is not run again: {rerun}");
+
+    // Cancel a running instance from its page.
+    let doomed = api.start("naps", vec![], json!({})).await;
+    browser.goto(&format!("{ui}#/instance/{doomed}")).await;
+    browser.wait_text("#instance-summary .badge", 20, |t| t == "Running").await;
+    browser.click("button[data-key='cancel']").await;
+    browser.wait_text("#instance-summary .badge", 30, |t| t == "Cancelled").await;
+    assert_eq!(api.instance(&doomed).await["state"], "Cancelled");
 
     // Drain the node from the nodes page; the API agrees; undrain it again.
     browser.goto(&format!("{ui}#/nodes")).await;
@@ -146,6 +169,18 @@ async fn the_console_follows_a_judge_drains_a_node_and_fixes_a_script() {
     browser.screenshot("07-nodes-drained").await;
     browser.click("tr[data-node='local'] button.drain").await;
     browser.wait_text("tr[data-node='local'] td.drained", 10, |t| t == "no").await;
+
+    // Add a node from the form, then remove it (the button asks twice).
+    browser.find("form.inline-form input[name=name]").await.send_keys("spare").await.expect("name");
+    browser.find("form.inline-form input[name=address]").await.send_keys(&engine.address).await.expect("address");
+    browser.click("form.inline-form button[type=submit]").await;
+    browser.wait_text("tr[data-node='spare'] .badge", 20, |t| t == "healthy").await;
+    browser.click("button[data-key='remove-spare']").await;
+    browser.wait_text("button[data-key='remove-spare']", 5, |t| t == "Really remove spare").await;
+    browser.click("button[data-key='remove-spare']").await;
+    browser.wait_text("#node-list", 10, |t| !t.contains("spare")).await;
+    let nodes = api.ok(Method::GET, "/api/v1/DockerNode/All", None).await;
+    assert_eq!(nodes.as_array().map(Vec::len), Some(1), "{nodes}");
 
     browser.goto(&format!("{ui}#/queue")).await;
     browser.wait_text("#q-running", 20, |t| t.contains("of 4 slots")).await;
@@ -176,9 +211,20 @@ async fn the_console_follows_a_judge_drains_a_node_and_fixes_a_script() {
     browser.goto(&format!("{ui}#/actors")).await;
     browser.wait_text("main table", 10, |t| t.contains("judge-run")).await;
     browser.screenshot("11-actors").await;
+    browser.goto(&format!("{ui}#/actor/nap")).await;
+    let program = browser.find("textarea.code").await;
+    browser.wait_text("#definition-form input[name=name]", 0, |_| true).await;
+    program.clear().await.expect("clear");
+    program.send_keys("sleep 1; echo rested").await.expect("type the program");
+    browser.click("#save").await;
+    browser.wait_text("#editor-messages", 10, |t| t.contains("Saved actor nap")).await;
+    assert_eq!(api.ok(Method::GET, "/api/v1/Actor/nap", None).await["body"], "sleep 1; echo rested");
 
     browser.goto(&format!("{ui}#/summary")).await;
-    browser.wait_text("#success-rate", 20, |t| t == "100.0%").await;
+    // Two succeeded (the judge and the slow run), one cancelled.
+    browser.wait_text("#success-rate", 20, |t| t == "66.7%").await;
+    assert_eq!(browser.wait_text(".bar-value[data-state='Succeeded']", 5, |_| true).await, "2");
+    assert_eq!(browser.wait_text(".bar-value[data-state='Cancelled']", 5, |_| true).await, "1");
     browser.screenshot("12-summary-after").await;
     assert!(fits_width(&browser).await, "the summary fits 1280 px");
 

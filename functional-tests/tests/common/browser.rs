@@ -36,6 +36,8 @@ pub struct Browser {
     driver: tokio::process::Child,
     driver_url: String,
     shots: PathBuf,
+    /// Where the browser saves downloads.
+    pub downloads: PathBuf,
     http: reqwest::Client,
 }
 
@@ -65,11 +67,17 @@ impl Browser {
             assert!(Instant::now() < deadline, "chromedriver did not answer on {driver_url}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let shots = screenshot_dir();
+        let downloads = shots.join(format!("downloads-{port}"));
+        std::fs::create_dir_all(&downloads).expect("download folder");
+        // Chromium takes only a plain absolute path (no `..`) as its download folder.
+        let downloads = downloads.canonicalize().expect("download folder path");
         let capabilities = json!({
             "goog:chromeOptions": {
                 "binary": chromium,
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--no-proxy-server", "--window-size=1280,900", "--lang=en-US"],
+                "prefs": {"download.default_directory": downloads, "download.prompt_for_download": false},
             },
             "goog:loggingPrefs": {"browser": "ALL"},
         });
@@ -79,9 +87,11 @@ impl Browser {
             .connect(&driver_url)
             .await
             .expect("a Chromium session");
-        let shots = screenshot_dir();
-        std::fs::create_dir_all(&shots).expect("screenshot folder");
-        Some(Browser { client, driver: child, driver_url, shots, http })
+        let browser = Browser { client, driver: child, driver_url, shots, downloads, http };
+        // Headless Chromium refuses downloads unless told where they go, through DevTools.
+        let params = json!({"behavior": "allow", "downloadPath": browser.downloads});
+        browser.devtools("Browser.setDownloadBehavior", params).await;
+        Some(browser)
     }
 
     pub async fn goto(&self, url: &str) {
@@ -180,8 +190,33 @@ impl Browser {
             .unwrap_or_default()
     }
 
+    /// Sends a DevTools command through chromedriver.
+    async fn devtools(&self, command: &str, params: Value) {
+        let session = self.client.session_id().await.expect("session").expect("a session id");
+        let answer = self
+            .http
+            .post(format!("{}/session/{session}/goog/cdp/execute", self.driver_url))
+            .json(&json!({"cmd": command, "params": params}))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{command}: {e}"));
+        assert!(answer.status().is_success(), "{command}: {}", answer.text().await.unwrap_or_default());
+    }
+
+    /// The content of the downloaded file `name`, once the browser has saved it whole.
+    pub async fn downloaded(&self, name: &str) -> Vec<u8> {
+        let path = self.downloads.join(name);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !path.exists() {
+            assert!(Instant::now() < deadline, "{} was never downloaded", path.display());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        std::fs::read(&path).expect("read the download")
+    }
+
     pub async fn close(mut self) {
         let _ = self.client.close().await;
         let _ = self.driver.kill().await;
+        let _ = std::fs::remove_dir_all(&self.downloads);
     }
 }

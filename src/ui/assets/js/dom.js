@@ -90,15 +90,19 @@ export function notice(kind, text) {
   return h("p", { class: `notice ${kind}`, role: kind === "error" ? "alert" : "status" }, text);
 }
 
-/** A table with a header row; `rows` are arrays of cells. */
+/** A table with a header row; `rows` are arrays of cells, or `tr` elements. Each cell is
+ * labelled with its column (`data-label`), which a narrow screen shows beside it. */
 export function table(caption, headers, rows, attrs = {}) {
+  const body = rows.map((cells) => {
+    const row = cells instanceof Node ? cells : h("tr", {}, cells.map((c) => h("td", {}, c)));
+    [...row.children].forEach((cell, i) => cell.setAttribute("data-label", headers[i] ?? ""));
+    return row;
+  });
   return h("div", { class: "table-wrap" },
     h("table", attrs,
       h("caption", {}, caption),
       h("thead", {}, h("tr", {}, headers.map((name) => h("th", { scope: "col" }, name)))),
-      h("tbody", {}, rows.length
-        ? rows.map((cells) => (cells instanceof Node ? cells : h("tr", {}, cells.map((c) => h("td", {}, c)))))
-        : h("tr", {}, h("td", { colspan: headers.length, class: "empty" }, "nothing here")))));
+      h("tbody", {}, body.length ? body : h("tr", {}, h("td", { colspan: headers.length, class: "empty" }, "nothing here")))));
 }
 
 /** A labelled form field; `input` is the control, given an id for its label. */

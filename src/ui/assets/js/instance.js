@@ -90,13 +90,14 @@ export async function render(view, id) {
       ["Ended", time(instance.endTime)],
       ["Took", instance.state === "Queued" ? "—" : duration(instance.startTime, instance.endTime)],
       ["Re-runs", String(instance.reRunTimes)],
+      ["Execution key", instance.executionKey ? h("code", {}, instance.executionKey) : "—"],
       ["Run by", instance.runBy || "—"],
       ["Limits", limits(instance.limitation)],
       ["Initial blobs", downloads(instance.initialBlobs)],
     ];
     const parameters = Object.entries(instance.parameters || {});
     fill(summary,
-      h("dl", { class: "facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
+      h("dl", { class: "facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", { "data-fact": k }, v)])),
       h("h2", {}, "Parameters"),
       parameters.length ? table("Parameters", ["Name", "Value"], parameters.map(([k, v]) => [k, v])) : h("p", {}, "none"),
       instance.exception ? [h("h2", {}, "Exception"), h("pre", { class: "exception", id: "exception" }, instance.exception)] : null,
