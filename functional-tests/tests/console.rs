@@ -292,6 +292,21 @@ async fn the_instances_page_stays_quick_with_ten_thousand_instances() {
     browser.click(".pager a[rel=next]").await;
     browser.wait_text(".pager .page-of", 10, |t| t == "page 2 of 500").await;
     browser.screenshot("17-many-instances").await;
+
+    // Filters go through the API: a state machine with none of them, then the right one.
+    let name = browser.find("form.filters input[name=name]").await;
+    name.send_keys("naps").await.expect("type a name");
+    browser.find("form.filters select[name=state]").await.select_by_value("Cancelled").await.expect("state");
+    browser.click("form.filters button[type=submit]").await;
+    browser.wait_text("#instance-list caption", 10, |t| t.contains(": 0 in all")).await;
+    browser.wait_text("#instance-list td.empty", 5, |t| t == "nothing here").await;
+    let name = browser.find("form.filters input[name=name]").await;
+    name.clear().await.expect("clear");
+    name.send_keys("judge").await.expect("type a name");
+    browser.click("form.filters button[type=submit]").await;
+    browser.wait_text("#instance-list caption", 10, |t| t.contains(&format!(": {MANY} in all"))).await;
+    let hash = browser.eval("return location.hash;").await;
+    assert_eq!(hash, "#/instances?name=judge&state=Cancelled&pageSize=20", "the filter is in the address");
     assert!(shown < std::time::Duration::from_secs(3), "the first page took {shown:?}");
 
     // Every listing the page asked for was one page, never the whole table.
