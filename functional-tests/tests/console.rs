@@ -213,7 +213,6 @@ async fn the_console_follows_a_judge_drains_a_node_and_fixes_a_script() {
     browser.screenshot("11-actors").await;
     browser.goto(&format!("{ui}#/actor/nap")).await;
     let program = browser.find("textarea.code").await;
-    browser.wait_text("#definition-form input[name=name]", 0, |_| true).await;
     program.clear().await.expect("clear");
     program.send_keys("sleep 1; echo rested").await.expect("type the program");
     browser.click("#save").await;
