@@ -15,10 +15,13 @@ export function markUpdated() {
   const element = indicator();
   element.textContent = `updated ${clock(new Date())}`;
   element.classList.remove("failed");
+  element.removeAttribute("role");
 }
 
+/** Says a refresh failed; unlike the every-few-seconds "updated", this is announced. */
 export function markFailed(error) {
   const element = indicator();
+  element.setAttribute("role", "alert");
   element.textContent = `update failed at ${clock(new Date())}: ${error.message}`;
   element.classList.add("failed");
 }
