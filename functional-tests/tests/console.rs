@@ -95,7 +95,7 @@ async fn the_console_follows_a_judge_drains_a_node_and_fixes_a_script() {
     assert_eq!(stored["result"]["verdict"], "Wrong Answer", "{stored}");
 
     // A slower instance, open on its own page: seen running, then ended, with no reload.
-    api.ok(Method::PUT, "/api/v1/Actor", Some(json!({"name": "nap", "body": "sleep 3; echo rested"}))).await;
+    api.ok(Method::PUT, "/api/v1/Actor", Some(json!({"name": "nap", "body": "sleep 6; echo rested"}))).await;
     api.ok(Method::PUT, "/api/v1/StateMachine", Some(json!({"name": "naps", "body": "run_actor(\"nap\", []); 1"})))
         .await;
     let slow = api.start("naps", vec![], json!({})).await;
@@ -122,6 +122,7 @@ async fn the_console_follows_a_judge_drains_a_node_and_fixes_a_script() {
     browser.click("dd[data-fact='Initial blobs'] button").await;
     assert_eq!(browser.downloaded("Main.sh").await, SUBMISSION, "a blob downloads with the token, as itself");
     browser.screenshot("04-instance").await;
+    browser.screenshot_of("#instance-actors", "04-instance-actors").await;
     browser.screenshot_of("#graph", "05-instance-graph").await;
     browser.screenshot_of("#logs", "06-instance-logs").await;
     log.extend(browser.log().await);

@@ -43,7 +43,7 @@ export async function render(view, id) {
   const messages = h("div", { class: "messages" });
   const summary = h("section", { "aria-label": "Instance", id: "instance-summary" });
   const controls = h("section", { "aria-labelledby": "i-controls" });
-  const actors = h("section", { "aria-labelledby": "i-actors" });
+  const actors = h("section", { "aria-labelledby": "i-actors", id: "instance-actors" });
   const graph = h("section", { "aria-labelledby": "i-graph" }, h("h2", { id: "i-graph" }, "Dataflow"), h("div", { class: "graph-wrap", id: "graph" }));
   const logs = h("section", { "aria-labelledby": "i-logs" }, h("h2", { id: "i-logs" }, "Logs"), h("div", { id: "logs" }));
   fill(view.root, heading(`Instance ${id.slice(0, 8)}`), messages, summary, controls, actors, graph, logs);
@@ -110,13 +110,13 @@ export async function render(view, id) {
 
   function drawActors(instance) {
     fill(actors, h("h2", { id: "i-actors" }, `Actors: ${instance.startedActors.length}`),
-      table("Actors in the order asked for", ["Actor", "State", "Stage", "Node", "Container", "Asked", "Ended", "Took", "Limits", "Inputs", "Outputs"],
+      table("Actors in the order asked for", ["Actor", "State", "Stage", "Node", "Container", "Asked", "Ended", "Took", "Actor's limits", "Inputs", "Outputs"],
         instance.startedActors.map((a) => h("tr", {},
           h("td", {}, a.name, a.tag ? h("small", {}, ` [${a.tag}]`) : null,
             a.exceptions.length ? h("pre", { class: "exception" }, a.exceptions.join("\n")) : null),
           h("td", {}, badge(a.state)), h("td", {}, a.stage || "—"), h("td", {}, a.usedNode || "—"),
           h("td", {}, a.usedContainer ? h("code", { title: a.usedContainer }, a.usedContainer.slice(0, 12)) : "—"),
-          h("td", {}, time(a.startTime)), h("td", {}, time(a.endTime)), h("td", {}, duration(a.startTime, a.endTime)),
+          h("td", {}, time(a.startTime)), h("td", {}, time(a.endTime)), h("td", { class: "nowrap" }, duration(a.startTime, a.endTime)),
           h("td", {}, actorLimits.has(a.name) ? limits(actorLimits.get(a.name)) : "…"),
           h("td", {}, downloads(a.inputs)), h("td", {}, downloads(a.outputs))))));
   }
