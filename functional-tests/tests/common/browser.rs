@@ -56,6 +56,9 @@ impl Browser {
             .arg(format!("--port={port}"))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
+            // Its own process group, which the browsers it starts join: dropping the Browser
+            // (a failed test too) ends them all, not only chromedriver.
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .expect("start chromedriver");
@@ -214,9 +217,17 @@ impl Browser {
         std::fs::read(&path).expect("read the download")
     }
 
-    pub async fn close(mut self) {
-        let _ = self.client.close().await;
-        let _ = self.driver.kill().await;
+    pub async fn close(self) {
+        let _ = self.client.clone().close().await;
         let _ = std::fs::remove_dir_all(&self.downloads);
+    }
+}
+
+impl Drop for Browser {
+    /// Kills chromedriver's process group: chromedriver and every Chromium process it started.
+    fn drop(&mut self) {
+        if let Some(pid) = self.driver.id() {
+            let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).status();
+        }
     }
 }
