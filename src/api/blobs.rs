@@ -6,7 +6,7 @@
 //! are bounded by configuration, not by the number of callers.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -102,6 +102,17 @@ fn too_large_inline(max: u64, instead: &str) -> ApiError {
 
 /// A permit of `blobs.max_concurrent_transfers` for a transfer of `size` bytes (unknown:
 /// `None`); small transfers need none.
+/// The request's declared body length, when it has one.
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+}
+
+/// The largest JSON body a blob of `content` bytes comes in: its base64 and room for the
+/// other fields.
+fn max_json_for(content: u64) -> u64 {
+    content.div_ceil(3).saturating_mul(4).saturating_add(64 << 10)
+}
+
 async fn transfer_permit(state: &AppState, size: Option<u64>) -> Result<Option<OwnedSemaphorePermit>, ApiError> {
     if size.is_some_and(|size| size <= state.config.blobs.chunk_size) {
         return Ok(None);
@@ -200,20 +211,24 @@ async fn get_blob_content(State(state): State<AppState>, Path(id): Path<String>)
 /// already stored gives back the first blob with it, as JoyOI does.
 #[utoipa::path(put, path = "/api/v1/Blob", tag = "Blob", request_body = BlobInput,
     responses((status = 200, body = Envelope<Created>), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
-async fn put_blob(
-    State(state): State<AppState>,
-    JsonBody(input): JsonBody<BlobInput>,
-) -> Result<Reply<Created>, ApiError> {
-    let remark = input.remark.unwrap_or_default();
-    let name = blob_name(input.name, &remark)?;
+async fn put_blob(State(state): State<AppState>, request: Request) -> Result<Reply<Created>, ApiError> {
     let max = state.config.blobs.max_inline_size;
     let raw = "PUT /api/v1/Blob/raw?name=…";
     let max_size = state.config.blobs.max_size;
+    // The body is refused by its declared length, and waits for a transfer permit, before any
+    // of it is read: callers at once hold at most `max_concurrent_transfers` bodies.
+    let declared = content_length(request.headers());
+    if declared.is_some_and(|len| len > max_json_for(max.min(max_size))) {
+        return Err(too_large_inline(max, raw));
+    }
+    let _permit = transfer_permit(&state, declared.map(|len| len / 4 * 3)).await?;
+    let JsonBody(input) = JsonBody::<BlobInput>::from_request(request, &state).await?;
+    let remark = input.remark.unwrap_or_default();
+    let name = blob_name(input.name, &remark)?;
     let decoded = (input.body.len() as u64 / 4).saturating_mul(3);
     if decoded > max_size.min(max) + 3 && input.is_compressed != Some(true) {
         return Err(if decoded > max_size + 3 { too_large(max_size) } else { too_large_inline(max, raw) });
     }
-    let _permit = transfer_permit(&state, Some(decoded)).await?;
     let mut bytes = base64::engine::general_purpose::STANDARD
         .decode(input.body.trim())
         .map_err(|e| ApiError::field("body", format!("not valid base64: {e}")))?;
@@ -261,8 +276,7 @@ async fn put_blob_raw(
 ) -> Result<Reply<Created>, ApiError> {
     validate_file_name(&query.name).map_err(|m| ApiError::BadRequest(format!("query parameter `name`: {m}")))?;
     let max = state.config.blobs.max_size;
-    let declared =
-        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let declared = content_length(&headers);
     if declared.is_some_and(|len| len > max) {
         return Err(too_large(max));
     }

@@ -247,3 +247,68 @@ fn base64_routes_refuse_large_blobs_and_concurrent_transfers_wait() {
     // Each base64 reply holds about 3 to 4 times its blob: eight at once would take ~250 MiB.
     assert!(grew < 128 << 20, "eight 8 MiB base64 downloads grew memory by {} MiB", grew >> 20);
 }
+
+#[test]
+fn base64_uploads_wait_for_a_transfer_permit_before_their_body_is_read() {
+    const INLINE: usize = 8 << 20;
+    let dir = tempfile::tempdir().expect("dir");
+    let running = Running::start_with_env(
+        dir.path(),
+        &[("WHARF_BLOBS_MAX_INLINE_SIZE", "8388608"), ("WHARF_BLOBS_MAX_CONCURRENT_TRANSFERS", "2")],
+    );
+    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(300)).build().expect("client");
+    use base64::Engine as _;
+    let bodies: Vec<String> = (0..8u8)
+        .map(|n| {
+            let bytes: Vec<u8> = (0..INLINE).map(|i| (i % 251) as u8 ^ n).collect();
+            serde_json::json!({"Body": base64::engine::general_purpose::STANDARD.encode(bytes), "Remark": "in.bin"})
+                .to_string()
+        })
+        .collect();
+    let baseline = running.peak_rss();
+    // Eight callers send a blob at the limit at once; the service reads two bodies at a time.
+    let ids: Vec<String> = std::thread::scope(|scope| {
+        let sent: Vec<_> = bodies
+            .iter()
+            .map(|body| {
+                let client = &client;
+                let url = format!("{}/api/v1/Blob", running.base);
+                scope.spawn(move || {
+                    let answer = client
+                        .put(url)
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                        .send()
+                        .expect("put");
+                    assert_eq!(answer.status(), 200);
+                    answer.json::<serde_json::Value>().expect("json")["data"]["id"].as_str().expect("id").to_owned()
+                })
+            })
+            .collect();
+        sent.into_iter().map(|h| h.join().expect("caller")).collect()
+    });
+    let grew = running.peak_rss().saturating_sub(baseline);
+    for (n, id) in ids.iter().enumerate() {
+        let blob: serde_json::Value =
+            client.get(format!("{}/api/v1/Blob/{id}", running.base)).send().expect("get").json().expect("json");
+        let body = base64::engine::general_purpose::STANDARD.decode(blob["data"]["body"].as_str().expect("body"));
+        assert_eq!(body.expect("base64").get(1), Some(&(1 ^ n as u8)), "blob {n} kept its own content");
+    }
+    // A body longer than a blob at the limit is refused by its length: the answer comes
+    // before a byte of it is sent.
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(running.base.trim_start_matches("http://")).expect("connect");
+    let head = "PUT /api/v1/Blob HTTP/1.1\r\nhost: wharf\r\ncontent-type: application/json\r\n\
+                content-length: 12582912\r\nconnection: close\r\n\r\n";
+    stream.write_all(head.as_bytes()).expect("send the head");
+    let mut answer = String::new();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("PUT /api/v1/Blob/raw"), "{answer}");
+    let (status, log) = running.terminate();
+    assert!(status.success(), "{log}");
+    // Each upload holds its body, its text and its bytes (~3.7 × 8 MiB): eight at once would
+    // take ~240 MiB, the two permitted ~60 MiB.
+    assert!(grew < 128 << 20, "eight 8 MiB base64 uploads grew memory by {} MiB", grew >> 20);
+}
