@@ -75,10 +75,14 @@ impl Process {
             .expect("start wharf");
         let api = Api::new(format!("http://127.0.0.1:{port}"));
         let deadline = Instant::now() + Duration::from_secs(30);
+        let mut child = child;
         while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
             assert!(Instant::now() < deadline, "wharf did not start");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        // The port answering is not enough: another listener may hold it.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(matches!(child.try_wait(), Ok(None)), "wharf on port {port} exited at start: {:?}", child.try_wait());
         Process { child, api, config_file: config_file.to_owned() }
     }
 
@@ -117,7 +121,7 @@ fn write_config(
     for node in &mut settings.nodes {
         node.capacity = CAPACITY;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let port = service_port();
     settings.server.bind = format!("127.0.0.1:{port}");
     settings.server.definitions = String::new();
     settings.database.url = db.to_owned();
@@ -125,6 +129,20 @@ fn write_config(
     let file = dir.join(format!("wharf-{n}.toml"));
     std::fs::write(&file, toml::to_string(&settings).expect("toml")).expect("write config");
     (file, port)
+}
+
+/// A free port for a service process, below the kernel's ephemeral range: a port from
+/// `bind(0)` could be handed to another test's listener while a killed process of ours is
+/// down, and its restart would then fail to bind.
+fn service_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let base = 24_000 + (std::process::id() % 400) as u16 * 20;
+    loop {
+        let port = base + NEXT.fetch_add(1, Ordering::SeqCst) % 20;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Running containers of the deployment on `engine`.
