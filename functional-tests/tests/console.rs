@@ -225,8 +225,23 @@ async fn the_console_follows_a_judge_drains_a_node_and_fixes_a_script() {
     browser.wait_text("#success-rate", 20, |t| t == "66.7%").await;
     assert_eq!(browser.wait_text(".bar-value[data-state='Succeeded']", 5, |_| true).await, "2");
     assert_eq!(browser.wait_text(".bar-value[data-state='Cancelled']", 5, |_| true).await, "1");
+    // The day's chart holds the same three, each column a link to its instances.
+    let columns = "figure.timeline a[data-total]";
+    assert_eq!(browser.count(columns).await, 24, "one column per hour of the last day");
+    let charted = browser
+        .eval(&format!(
+            "return [...document.querySelectorAll('{columns}')].reduce((n, a) => n + Number(a.dataset.total), 0)"
+        ))
+        .await;
+    assert_eq!(charted, json!(3), "the chart counts every instance created in the last day");
+    let label = browser
+        .eval(&format!("return document.querySelector('{columns}:not([data-total=\"0\"])').getAttribute('aria-label')"))
+        .await;
+    assert!(label.as_str().is_some_and(|l| l.contains("succeeded")), "a column says what it holds: {label}");
     browser.screenshot("12-summary-after").await;
     assert!(fits_width(&browser).await, "the summary fits 1280 px");
+    browser.eval(&format!("[...document.querySelectorAll('{columns}:not([data-total=\"0\"])')].pop().click()")).await;
+    browser.wait_text("#instance-list caption", 20, |t| t.contains(" in all") && !t.contains(": 0 in all")).await;
 
     // A phone-sized window: the pages reflow instead of overflowing.
     browser.set_size(390, 844).await;

@@ -16,6 +16,7 @@ mod nodes;
 mod openapi;
 mod route_case;
 mod state_machines;
+mod timeline;
 
 use std::sync::Arc;
 
@@ -87,6 +88,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(state_machines::router())
         .merge(blobs::router())
         .merge(instances::router())
+        .merge(timeline::router())
         .merge(graph::router())
         .merge(logs::router())
         .merge(nodes::router())

@@ -9,6 +9,7 @@ pub mod log;
 pub mod node;
 pub mod sandbox;
 pub mod state_machine;
+pub mod timeline;
 
 use chrono::{DateTime, TimeZone, Utc};
 

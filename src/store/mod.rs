@@ -16,6 +16,7 @@ mod processes;
 mod slots;
 mod started_actors;
 mod state_machines;
+mod timeline;
 
 pub use actors::ActorFields;
 pub use blob_writer::BlobWriter;

@@ -41,6 +41,7 @@ const ASSETS: &[Asset] = &[
     asset!("js/definitions.js", JS),
     asset!("js/editor.js", JS),
     asset!("js/summary.js", JS),
+    asset!("js/timeline.js", JS),
     asset!("js/metrics.js", JS),
 ];
 

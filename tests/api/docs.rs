@@ -34,6 +34,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/v1/StateMachineInstance/{id}"),
     ("get", "/api/v1/StateMachineInstance/{id}/graph"),
     ("get", "/api/v1/StateMachineInstance/{id}/logs"),
+    ("get", "/api/v1/StateMachineInstance/Timeline"),
     ("get", "/healthz"),
     ("get", "/metrics"),
 ];

@@ -12,7 +12,8 @@ on_both_databases!(
     a_script_that_changes_its_calls_is_caught_on_replay,
     sleep_survives_a_restart,
     a_script_that_waits_many_times_goes_on_live,
-    logs_of_an_instance_without_actors
+    logs_of_an_instance_without_actors,
+    instances_by_state_over_time
 );
 
 /// Polls an instance until `ready` holds (at most 20 s) and returns it.
@@ -349,4 +350,43 @@ async fn logs_of_an_instance_without_actors(db: Db) {
     let missing = server.get("/api/v1/StateMachineInstance/00000000-0000-0000-0000-000000000000/logs").await;
     missing.expect_error(404, "not found");
     server.finish().await;
+}
+
+/// The console's chart: instances created in each span of the window, by their state now.
+async fn instances_by_state_over_time(db: Db) {
+    let server = TestServer::start(db).await;
+    server.put("/api/v1/StateMachine", json!({"name": "waits", "body": "sleep(60000);\n1"})).await.expect_ok();
+    server.put("/api/v1/StateMachine", json!({"name": "ends", "body": "1"})).await.expect_ok();
+    let waits = server.put("/api/v1/StateMachineInstance", json!({"name": "waits"})).await;
+    let waits = waits.expect_ok()["id"].as_str().expect("id").to_owned();
+    let ends = server.put("/api/v1/StateMachineInstance", json!({"name": "ends"})).await;
+    let ends = ends.expect_ok()["id"].as_str().expect("id").to_owned();
+    wait_instance(&server, &ends, "succeeded", |i| i["state"] == "Succeeded").await;
+    wait_instance(&server, &waits, "ran", |i| i["state"] == "Running").await;
+
+    let answer = server.get("/api/v1/StateMachineInstance/Timeline?hours=2&buckets=8").await;
+    let buckets = answer.expect_ok().as_array().expect("a list").clone();
+    assert_eq!(buckets.len(), 8, "{buckets:?}");
+    let time = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().expect("a time")).expect("RFC 3339");
+    let now = chrono::Utc::now().fixed_offset();
+    for pair in buckets.windows(2) {
+        assert_eq!(time(&pair[0]["end"]), time(&pair[1]["start"]), "spans follow each other: {pair:?}");
+    }
+    let first = time(&buckets[0]["start"]);
+    let last = time(&buckets[7]["end"]);
+    assert_eq!((last - first).num_minutes(), 120, "the window is two hours");
+    assert_eq!(first.timestamp() % 900, 0, "quarter-hour spans start on the quarter hour");
+    assert!(last > now && last - now <= chrono::Duration::minutes(15), "the last span holds the present: {last}");
+    let total =
+        |state: &str| buckets.iter().map(|b| b["counts"][state].as_i64().expect("every state counted")).sum::<i64>();
+    assert_eq!((total("Running"), total("Succeeded"), total("Failed"), total("Queued")), (1, 1, 0, 0));
+
+    // The default window is the last day, hourly.
+    let answer = server.get("/api/v1/StateMachineInstance/Timeline").await;
+    assert_eq!(answer.expect_ok().as_array().map(Vec::len), Some(24));
+    for (query, field) in
+        [("hours=0", "hours"), ("hours=721", "hours"), ("buckets=241", "buckets"), ("hours=x", "hours")]
+    {
+        server.get(&format!("/api/v1/StateMachineInstance/Timeline?{query}")).await.expect_error(400, field);
+    }
 }

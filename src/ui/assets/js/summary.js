@@ -1,10 +1,11 @@
-// The summary: instances by state, success rate, actor durations, nodes and the queue, from
-// the same figures as `/metrics`.
+// The summary: instances by state now and over the last day, success rate, actor durations,
+// nodes and the queue, from the same figures as `/metrics`.
 
 import * as api from "./api.js";
 import { h, fill, table, heading, seconds } from "./dom.js";
 import { REFRESH_MS } from "./live.js";
 import { parseMetrics, select, sum, histogram } from "./metrics.js";
+import { chart } from "./timeline.js";
 
 const STATES = ["Queued", "Running", "Succeeded", "Failed", "Cancelled"];
 
@@ -28,7 +29,9 @@ export async function render(view) {
   const body = h("div", { id: "summary" });
   fill(view.root, heading("Summary"), body);
   async function refresh() {
-    const samples = parseMetrics(await api.text("/metrics"));
+    const [metrics, timeline] = await Promise.all([api.text("/metrics"),
+      api.get(`/api/v1/StateMachineInstance/Timeline${api.query({ hours: 24, buckets: 24 })}`)]);
+    const samples = parseMetrics(metrics);
     if (view.closed) return;
     const counts = STATES.map((state) => [state, sum(samples, "wharf_instances", { status: state })]);
     const ended = counts.filter(([s]) => ["Succeeded", "Failed", "Cancelled"].includes(s)).reduce((t, [, n]) => t + n, 0);
@@ -52,6 +55,7 @@ export async function render(view) {
         tile("Actors waiting for a slot", String(sum(samples, "wharf_actors_queued")), "actors-queued"),
         tile("Mean wait for a slot", seconds(wait.mean), "mean-wait")),
       h("h2", {}, "Instances by state"), bars(counts),
+      h("h2", {}, "Instances over the last day"), chart(timeline),
       h("p", {}, h("a", { href: "#/instances" }, "Browse instances")),
       h("h2", {}, "Actor durations"),
       table("From asking to ending (including the wait for a node), by how actors ended; the run column is the time a node slot was held",
