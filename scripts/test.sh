@@ -2,7 +2,8 @@
 # Runs every test: starts PostgreSQL (installing it if needed), installs headless Chromium
 # for the web console's test when it is missing, builds the actor images and starts a second
 # Docker engine (scripts/dockerd2.sh) when a Docker engine is here, then runs the
-# workspace's tests against both databases. On exit it stops what it started.
+# workspace's tests against both databases, then a property-based run of the OpenAPI document
+# (scripts/schemathesis.sh). On exit it stops what it started.
 # Extra arguments go to `cargo test` (e.g. `scripts/test.sh -- blobs`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,3 +61,13 @@ elif [ "${CI:-}" = "true" ]; then
 fi
 
 cargo test --workspace "$@"
+
+# The OpenAPI document against the service it describes: a property-based run (PyPI's
+# schemathesis), after the tests so that the debug build is there. Not when only some tests
+# were asked for.
+if [ "$#" -eq 0 ]; then
+    if ! command -v python3 >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+        apt-get install -y -qq python3 python3-venv >&2
+    fi
+    bash scripts/schemathesis.sh
+fi

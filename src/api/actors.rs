@@ -20,15 +20,21 @@ use crate::store::ActorFields;
 /// A new actor.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"name": "word-count", "body": "wc -w < input.txt > count.txt", "outputs": ["count.txt"],
+    "limitation": {"executionTimeout": 10000, "memory": 134217728}}))]
 pub struct ActorInput {
     #[serde(alias = "Name")]
+    #[schema(pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$", min_length = 1, max_length = 128)]
     pub name: String,
     /// The script run in the container as `/actor/run`.
     #[serde(alias = "Body")]
+    #[schema(schema_with = crate::model::schemas::body)]
     pub body: String,
     #[serde(alias = "Image", default)]
+    #[schema(schema_with = crate::model::schemas::optional_image)]
     pub image: Option<String>,
     #[serde(alias = "Outputs", default)]
+    #[schema(schema_with = crate::model::schemas::output_names)]
     pub outputs: Vec<String>,
     #[serde(alias = "Limitation", default)]
     pub limitation: Option<Limitation>,
@@ -41,15 +47,20 @@ pub struct ActorInput {
 /// Changes to an actor; absent fields stay as they are.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"body": "wc -l < input.txt > count.txt"}))]
 pub struct ActorPatch {
     #[serde(alias = "Name")]
+    #[schema(pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$", min_length = 1, max_length = 128)]
     pub name: Option<String>,
     #[serde(alias = "Body")]
+    #[schema(schema_with = crate::model::schemas::optional_body)]
     pub body: Option<String>,
     /// An empty string goes back to the node's image.
     #[serde(alias = "Image")]
+    #[schema(schema_with = crate::model::schemas::image_or_empty)]
     pub image: Option<String>,
     #[serde(alias = "Outputs")]
+    #[schema(schema_with = crate::model::schemas::optional_output_names)]
     pub outputs: Option<Vec<String>>,
     #[serde(alias = "Limitation")]
     pub limitation: Option<Limitation>,
@@ -126,7 +137,8 @@ async fn put_actor(
 
 /// Changes an actor.
 #[utoipa::path(patch, path = "/api/v1/Actor/{name}", tag = "Actor", request_body = ActorPatch,
-    responses((status = 200, body = Envelope<Changed>), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Envelope<Changed>), (status = 404, body = ErrorBody),
+        (status = 409, description = "The new name is another actor's", body = ErrorBody)))]
 async fn patch_actor(
     State(state): State<AppState>,
     Path(name): Path<String>,

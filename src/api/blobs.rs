@@ -27,6 +27,7 @@ use crate::store::BlobUpload;
 /// A blob uploaded as base64 in JSON (JoyOI's way).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"body": "d29ybGQK", "name": "name.txt"}))]
 pub struct BlobInput {
     /// The content, base64-encoded.
     #[serde(alias = "Body")]
@@ -37,6 +38,11 @@ pub struct BlobInput {
     pub remark: Option<String>,
     /// A file name for the blob (defaults to the remark, then `blob`).
     #[serde(alias = "Name", default)]
+    #[schema(
+        pattern = "^([^/\\x00.][^/\\x00]{0,254}|\\.[^/\\x00.][^/\\x00]{0,253}|\\.\\.[^/\\x00]{1,253})$",
+        min_length = 1,
+        max_length = 255
+    )]
     pub name: Option<String>,
     /// The body is gzip: it is decompressed, and the plain content is stored.
     #[serde(alias = "IsCompressed", default)]
@@ -62,6 +68,12 @@ pub struct BlobWithBody {
 #[into_params(parameter_in = Query)]
 pub struct RawUpload {
     /// The blob's file name.
+    #[param(
+        example = "name.txt",
+        pattern = "^([^/\\x00.][^/\\x00]{0,254}|\\.[^/\\x00.][^/\\x00]{0,253}|\\.\\.[^/\\x00]{1,253})$",
+        min_length = 1,
+        max_length = 255
+    )]
     pub name: String,
     pub remark: Option<String>,
     #[serde(alias = "time_stamp")]
@@ -266,7 +278,7 @@ fn gunzip(compressed: &[u8], max: u64) -> Option<Result<Vec<u8>, ApiError>> {
 
 /// Stores the request body as a blob, streamed: for files of any size.
 #[utoipa::path(put, path = "/api/v1/Blob/raw", tag = "Blob", params(RawUpload),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    request_body(content = Option<Vec<u8>>, content_type = "application/octet-stream", description = "The file's bytes; none is an empty file"),
     responses((status = 200, body = Envelope<Created>), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
 async fn put_blob_raw(
     State(state): State<AppState>,

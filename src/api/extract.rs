@@ -42,7 +42,24 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         Some(_) => return Err(ApiError::BadRequest("invalid request body: expected a JSON object".into())),
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+    let parsed = serde_path_to_error::deserialize(&mut deserializer);
+    if let Err(err) = &parsed
+        && err.inner().to_string().starts_with("invalid type: floating point")
+        && let Some(value) = with_integral_floats_as_integers(bytes)
+    {
+        // JSON has one number type: `5.0` is the integer 5 to JSON Schema and to .NET's
+        // serialiser alike, so an integer field takes it. Rare, so only tried after a miss.
+        return serde_path_to_error::deserialize(value).map_err(|err| {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            if path == "." {
+                ApiError::BadRequest(format!("invalid request body: {inner}"))
+            } else {
+                ApiError::field(&path, inner)
+            }
+        });
+    }
+    let value = parsed.map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
         if inner.is_syntax() || inner.is_eof() {
@@ -55,6 +72,29 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })?;
     deserializer.end().map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
     Ok(value)
+}
+
+/// `bytes` as a JSON value in which every number with no fractional part is an integer.
+fn with_integral_floats_as_integers(bytes: &[u8]) -> Option<serde_json::Value> {
+    fn walk(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Number(n) if n.is_f64() => {
+                if let Some(f) = n.as_f64()
+                    && f.fract() == 0.0
+                    && f.abs() < 9.0e15
+                {
+                    // Within 2^53, so the conversion is exact.
+                    *value = serde_json::Value::from(f as i64);
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+            serde_json::Value::Object(fields) => fields.values_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    walk(&mut value);
+    Some(value)
 }
 
 /// A query string; bad values are 400s naming the parameter.
@@ -90,9 +130,11 @@ pub fn parse_id(kind: &str, text: &str) -> Result<Uuid, ApiError> {
 #[into_params(parameter_in = Query)]
 pub struct Paging {
     /// 1-based page number (default 1 when `pageSize` is given).
+    #[param(minimum = 1)]
     pub page: Option<i64>,
     /// Items per page, 1 to 1000 (default 50 when `page` is given).
     #[serde(alias = "page_size")]
+    #[param(minimum = 1, maximum = 1000)]
     pub page_size: Option<i64>,
 }
 

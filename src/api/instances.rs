@@ -21,6 +21,7 @@ use crate::store::{CallbackView, InstanceFilter, NewInstance};
 /// A run to start.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"name": "hello", "initialBlobs": [], "parameters": {}, "priority": 0}))]
 pub struct InstanceInput {
     /// The state machine to run.
     #[serde(alias = "Name")]
@@ -42,9 +43,11 @@ pub struct InstanceInput {
 /// What to change on an instance.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"stage": "Start"}))]
 pub struct InstancePatch {
     /// Continue from this stage; `Start` (or none) re-runs from the top, as JoyOI does.
     #[serde(alias = "Stage")]
+    #[schema(min_length = 1)]
     pub stage: Option<String>,
     /// Parameters to set; a `null` value removes the key.
     #[serde(alias = "Parameters")]
@@ -60,19 +63,27 @@ pub struct InstanceQuery {
     pub name: Option<String>,
     pub stage: Option<String>,
     /// JoyOI's Running (queued or running), Failed (failed or cancelled) or Succeeded; or one
-    /// of wharf's states (Queued, Cancelled).
+    /// of wharf's states (Queued, Cancelled); any case.
+    #[param(value_type = Option<Status>)]
     pub status: Option<String>,
-    /// wharf's state: Queued, Running, Succeeded, Failed or Cancelled.
+    /// wharf's state: Queued, Running, Succeeded, Failed or Cancelled; any case.
+    #[param(value_type = Option<Status>)]
     pub state: Option<String>,
     /// Created at or after: RFC 3339, a date (YYYY-MM-DD), `MM/DD/YYYY hh:mm:ss [AM|PM]` (what
     /// .NET's `DateTime.ToString()` gives) or milliseconds since the epoch.
     #[serde(rename = "begin_time", alias = "beginTime", alias = "begin")]
+    #[param(schema_with = crate::model::schemas::time_filter)]
     pub begin_time: Option<String>,
     /// Created at or before, in the same forms.
     #[serde(rename = "finish_time", alias = "finishTime", alias = "end")]
+    #[param(schema_with = crate::model::schemas::time_filter)]
     pub finish_time: Option<String>,
+    /// 1-based page number (default 1 when `pageSize` is given).
+    #[param(minimum = 1)]
     pub page: Option<i64>,
+    /// Items per page, 1 to 1000 (default 50 when `page` is given).
     #[serde(alias = "page_size")]
+    #[param(minimum = 1, maximum = 1000)]
     pub page_size: Option<i64>,
 }
 
@@ -124,16 +135,18 @@ async fn list_instances(
         },
         None => Vec::new(),
     };
+    let mut nothing = false;
     if let Some(text) = &query.state {
         let state = Status::parse(text).ok_or_else(|| {
             ApiError::BadRequest(format!(
                 "query parameter `state`: `{text}` is not one of Queued, Running, Succeeded, Failed, Cancelled"
             ))
         })?;
-        if !states.is_empty() && !states.contains(&state) {
-            return Ok(Listed { items: Vec::new(), total: 0 });
+        // `status` and `state` that do not overlap match nothing (once the rest is checked).
+        states = if states.is_empty() || states.contains(&state) { vec![state] } else { Vec::new() };
+        if states.is_empty() {
+            nothing = true;
         }
-        states = vec![state];
     }
     let filter = InstanceFilter {
         name: query.name.clone(),
@@ -143,6 +156,9 @@ async fn list_instances(
         created_to: query.finish_time.as_deref().map(|t| parse_time("finish_time", t, true)).transpose()?,
     };
     let page = Paging { page: query.page, page_size: query.page_size }.page()?;
+    if nothing {
+        return Ok(Listed { items: Vec::new(), total: 0 });
+    }
     let (mut items, total) = state.store.list_instances(&filter, page).await?;
     // A listing shows what a GET shows.
     state.store.fill_started_actors(&mut items).await?;

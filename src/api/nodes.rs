@@ -22,16 +22,21 @@ const MAX_CAPACITY: i64 = 1024;
 /// A node to register.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"name": "node-2", "address": "tcp://127.0.0.1:2375", "capacity": 4}))]
 pub struct NodeInput {
     #[serde(alias = "Name")]
+    #[schema(pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$", min_length = 1, max_length = 128)]
     pub name: String,
     /// `unix:///var/run/docker.sock`, `tcp://host:2375` or `https://host:2376`.
     #[serde(alias = "Address")]
+    #[schema(pattern = "^(unix|tcp|http|https)://.")]
     pub address: String,
     #[serde(alias = "Image", default)]
+    #[schema(schema_with = crate::model::schemas::optional_image)]
     pub image: Option<String>,
     /// Most actors run at once (default 8).
     #[serde(alias = "Capacity", default)]
+    #[schema(minimum = 1, maximum = 1024)]
     pub capacity: Option<i64>,
     /// Client certificate files on the service's host, for `https://` engines.
     #[serde(alias = "Tls", default)]
@@ -41,13 +46,17 @@ pub struct NodeInput {
 /// Changes to a node.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"drained": true}))]
 pub struct NodePatchInput {
     /// A drained node takes no new work.
     #[serde(alias = "Drained")]
     pub drained: Option<bool>,
+    /// Most actors run at once.
     #[serde(alias = "Capacity")]
+    #[schema(minimum = 1, maximum = 1024)]
     pub capacity: Option<i64>,
     #[serde(alias = "Image")]
+    #[schema(schema_with = crate::model::schemas::optional_image)]
     pub image: Option<String>,
 }
 
@@ -115,7 +124,7 @@ async fn list_nodes(
 /// How many actors of this service wait for a node slot, by priority (JoyOI's shape: an
 /// object whose keys are priorities).
 #[utoipa::path(get, path = "/api/v1/DockerNode/WaitingTasks", tag = "DockerNode",
-    responses((status = 200, body = Envelope<BTreeMap<i64, usize>>)))]
+    responses((status = 200, body = Envelope<crate::model::schemas::CountsByPriority>)))]
 async fn waiting_tasks(State(state): State<AppState>) -> Reply<BTreeMap<i64, usize>> {
     Reply(state.pool.queued_by_priority())
 }

@@ -1,15 +1,21 @@
 //! The OpenAPI document as one service answers it. Swagger UI is only useful when what it
 //! shows is what the service does: the bearer requirement (and its 401) only when
-//! `auth.tokens` is set, public routes without it, and error examples whose `code` is the
-//! status they come with.
+//! `auth.tokens` is set, public routes without it, every `{id}` a UUID and every `{name}` a
+//! resource name, a 400 wherever input is read, and error examples whose `code` is the status
+//! they come with.
 
 use serde_json::json;
-use utoipa::openapi::path::Operation;
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
 
 /// The security scheme's name in the document.
 pub const BEARER: &str = "bearer";
+
+/// What `model::validate_name` accepts, but for the one word `All`, which the routes'
+/// descriptions name.
+pub const NAME_PATTERN: &str = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$";
 
 /// `document` for a service that needs a token (`tokens_needed`) or not.
 pub fn for_service(mut document: OpenApi, tokens_needed: bool) -> OpenApi {
@@ -31,10 +37,47 @@ pub fn for_service(mut document: OpenApi, tokens_needed: bool) -> OpenApi {
             } else {
                 add_unauthorized(operation);
             }
+            describe_path_parameters(operation);
+            add_bad_request(operation);
             give_error_examples(operation);
         }
     }
     document
+}
+
+/// `{id}` is a UUID and `{name}` a resource name: anything else is a 400, never a lookup.
+fn describe_path_parameters(operation: &mut Operation) {
+    for parameter in operation.parameters.iter_mut().flatten() {
+        let RefOr::T(parameter) = parameter else { continue };
+        if parameter.parameter_in != ParameterIn::Path {
+            continue;
+        }
+        let schema = ObjectBuilder::new().schema_type(Type::String);
+        let schema = match parameter.name.as_str() {
+            "id" => schema.format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),
+            "name" => schema
+                .pattern(Some(NAME_PATTERN))
+                .min_length(Some(1))
+                .max_length(Some(128))
+                .description(Some("1 to 128 letters, digits, '-', '_' or '.', not starting with '.', not `All`")),
+            _ => continue,
+        };
+        parameter.schema = Some(RefOr::T(schema.build().into()));
+    }
+}
+
+/// Every route that reads a path, a query string or a body refuses bad input with a 400.
+fn add_bad_request(operation: &mut Operation) {
+    let reads_input = operation.request_body.is_some() || operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+    if !reads_input {
+        return;
+    }
+    let body = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+    let response = ResponseBuilder::new()
+        .description("The input is not valid: the message names the field or parameter and what it must be")
+        .content("application/json", body)
+        .build();
+    operation.responses.responses.entry("400".into()).or_insert(RefOr::T(response));
 }
 
 fn add_unauthorized(operation: &mut Operation) {
@@ -53,6 +96,17 @@ fn give_error_examples(operation: &mut Operation) {
         let (Ok(code), RefOr::T(response)) = (status.parse::<u16>(), response) else { continue };
         if code < 400 {
             continue;
+        }
+        if response.description.is_empty() {
+            response.description = match code {
+                400 => "The input is not valid: the message names the field or parameter and what it must be",
+                404 => "No such resource: the message names it",
+                409 => "It conflicts with what is stored: the message says how",
+                413 => "The body is larger than the service takes: the message names the limit and the way around it",
+                500 => "The service could not answer: the details are in its log",
+                _ => "The request failed: the message says why",
+            }
+            .into();
         }
         let msg = response.description.clone();
         for content in response.content.values_mut() {

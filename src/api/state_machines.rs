@@ -19,11 +19,15 @@ use crate::store::StateMachineFields;
 /// A new state machine.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"name": "count-words",
+    "body": "set_stage(\"Count\");\nlet counted = run_actor(\"word-count\", instance.initial_blobs);\n#{ words: counted.output(\"count.txt\").text() }"}))]
 pub struct StateMachineInput {
     #[serde(alias = "Name")]
+    #[schema(pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$", min_length = 1, max_length = 128)]
     pub name: String,
     /// The Rhai script.
     #[serde(alias = "Body")]
+    #[schema(schema_with = crate::model::schemas::body)]
     pub body: String,
     /// Default limits of the actors it runs (JoyOI's SDK names it `ContainerLimitation`).
     #[serde(alias = "Limitation", alias = "ContainerLimitation", alias = "containerLimitation", default)]
@@ -33,10 +37,13 @@ pub struct StateMachineInput {
 /// Changes to a state machine; absent fields stay as they are.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"limitation": {"executionTimeout": 20000}}))]
 pub struct StateMachinePatch {
     #[serde(alias = "Name")]
+    #[schema(pattern = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$", min_length = 1, max_length = 128)]
     pub name: Option<String>,
     #[serde(alias = "Body")]
+    #[schema(schema_with = crate::model::schemas::optional_body)]
     pub body: Option<String>,
     #[serde(alias = "Limitation", alias = "ContainerLimitation", alias = "containerLimitation")]
     pub limitation: Option<Limitation>,
@@ -99,7 +106,8 @@ async fn put_state_machine(
 
 /// Changes a state machine.
 #[utoipa::path(patch, path = "/api/v1/StateMachine/{name}", tag = "StateMachine", request_body = StateMachinePatch,
-    responses((status = 200, body = Envelope<Changed>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Envelope<Changed>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "The new name is another state machine's", body = ErrorBody)))]
 async fn patch_state_machine(
     State(state): State<AppState>,
     Path(name): Path<String>,

@@ -27,6 +27,11 @@ pub struct BlobRef {
     #[serde(alias = "Id")]
     pub id: Uuid,
     #[serde(alias = "Name")]
+    #[schema(
+        pattern = "^([^/\\x00.][^/\\x00]{0,254}|\\.[^/\\x00.][^/\\x00]{0,253}|\\.\\.[^/\\x00]{1,253})$",
+        min_length = 1,
+        max_length = 255
+    )]
     pub name: String,
     #[serde(alias = "Tag", default)]
     pub tag: Option<String>,

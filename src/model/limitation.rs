@@ -43,7 +43,7 @@ pub struct Limitation {
     pub enable_network: Option<bool>,
     /// Process limits by name (`nofile`, `nproc`, …), soft and hard set to the value.
     #[serde(alias = "Ulimit")]
-    #[schema(example = json!({"nofile": 1024}))]
+    #[schema(schema_with = super::schemas::ulimits)]
     pub ulimit: Option<BTreeMap<String, i64>>,
     /// Most processes the container may hold.
     #[serde(alias = "PidsLimit")]
@@ -86,6 +86,20 @@ impl Limitation {
             Some(0) => Err(format!("field `{field}.{name}` must be greater than 0")),
             _ => Ok(()),
         };
+        // Stored as BIGINT: what does not fit is refused here, not wrapped around.
+        for (name, v) in [
+            ("cpuPeriod", self.cpu_period),
+            ("cpuQuota", self.cpu_quota),
+            ("memory", self.memory),
+            ("blkioDeviceReadBps", self.blkio_device_read_bps),
+            ("blkioDeviceWriteBps", self.blkio_device_write_bps),
+            ("executionTimeout", self.execution_timeout),
+            ("outputLimit", self.output_limit),
+        ] {
+            if v.is_some_and(|v| i64::try_from(v).is_err()) {
+                return Err(format!("field `{field}.{name}` must be at most {}", i64::MAX));
+            }
+        }
         positive("cpuPeriod", self.cpu_period)?;
         positive("cpuQuota", self.cpu_quota)?;
         positive("executionTimeout", self.execution_timeout)?;

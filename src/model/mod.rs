@@ -8,6 +8,7 @@ pub mod limitation;
 pub mod log;
 pub mod node;
 pub mod sandbox;
+pub mod schemas;
 pub mod state_machine;
 pub mod timeline;
 
