@@ -308,7 +308,8 @@ fn base64_uploads_wait_for_a_transfer_permit_before_their_body_is_read() {
     assert!(answer.contains("PUT /api/v1/Blob/raw"), "{answer}");
     let (status, log) = running.terminate();
     assert!(status.success(), "{log}");
-    // Each upload holds its body, its text and its bytes (~3.7 × 8 MiB): eight at once would
-    // take ~240 MiB, the two permitted ~60 MiB.
-    assert!(grew < 128 << 20, "eight 8 MiB base64 uploads grew memory by {} MiB", grew >> 20);
+    // Each upload holds its body, its text and its bytes (~3.7 × 8 MiB): eight at once took
+    // 292 MiB, the two permitted take ~60 MiB live, plus what the allocator keeps of freed
+    // buffers in each worker thread's arena (up to 135 MiB peak seen in all).
+    assert!(grew < 176 << 20, "eight 8 MiB base64 uploads grew memory by {} MiB", grew >> 20);
 }
