@@ -135,18 +135,16 @@ async fn list_instances(
         },
         None => Vec::new(),
     };
-    let mut nothing = false;
+    // `status` and `state` that do not overlap match nothing (once the rest is checked).
+    let mut disjoint = false;
     if let Some(text) = &query.state {
         let state = Status::parse(text).ok_or_else(|| {
             ApiError::BadRequest(format!(
                 "query parameter `state`: `{text}` is not one of Queued, Running, Succeeded, Failed, Cancelled"
             ))
         })?;
-        // `status` and `state` that do not overlap match nothing (once the rest is checked).
-        states = if states.is_empty() || states.contains(&state) { vec![state] } else { Vec::new() };
-        if states.is_empty() {
-            nothing = true;
-        }
+        disjoint = !states.is_empty() && !states.contains(&state);
+        states = vec![state];
     }
     let filter = InstanceFilter {
         name: query.name.clone(),
@@ -156,7 +154,7 @@ async fn list_instances(
         created_to: query.finish_time.as_deref().map(|t| parse_time("finish_time", t, true)).transpose()?,
     };
     let page = Paging { page: query.page, page_size: query.page_size }.page()?;
-    if nothing {
+    if disjoint {
         return Ok(Listed { items: Vec::new(), total: 0 });
     }
     let (mut items, total) = state.store.list_instances(&filter, page).await?;

@@ -72,21 +72,18 @@ fn add_bad_request(operation: &mut Operation) {
     if !reads_input {
         return;
     }
-    let body = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
-    let response = ResponseBuilder::new()
-        .description("The input is not valid: the message names the field or parameter and what it must be")
-        .content("application/json", body)
-        .build();
-    operation.responses.responses.entry("400".into()).or_insert(RefOr::T(response));
+    add_error(operation, "400", "The input is not valid: the message names the field or parameter and what it must be");
 }
 
 fn add_unauthorized(operation: &mut Operation) {
+    add_error(operation, "401", "No token, or one the service does not accept (`Authorization: Bearer <token>`)");
+}
+
+/// Documents an error envelope for `status`, unless the route already describes its own.
+fn add_error(operation: &mut Operation, status: &str, description: &str) {
     let body = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
-    let response = ResponseBuilder::new()
-        .description("No token, or one the service does not accept (`Authorization: Bearer <token>`)")
-        .content("application/json", body)
-        .build();
-    operation.responses.responses.entry("401".into()).or_insert(RefOr::T(response));
+    let response = ResponseBuilder::new().description(description).content("application/json", body).build();
+    operation.responses.responses.entry(status.into()).or_insert(RefOr::T(response));
 }
 
 /// Sets the example of every error response's JSON body to an envelope with that status as

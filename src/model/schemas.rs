@@ -64,21 +64,23 @@ fn file_name() -> Schema {
         .into()
 }
 
-/// The files an actor's `return.json` may list.
-pub fn output_names() -> Schema {
+fn file_names(nullable: bool) -> Schema {
+    let kind = if nullable { SchemaType::Array(vec![Type::Array, Type::Null]) } else { SchemaType::Type(Type::Array) };
     ArrayBuilder::new()
+        .schema_type(kind)
         .items(RefOr::T(file_name()))
         .description(Some("The files the actor returns (file names)."))
         .into()
 }
 
+/// The files an actor's `return.json` may list.
+pub fn output_names() -> Schema {
+    file_names(false)
+}
+
 /// An optional list of output names, as a patch gives it.
 pub fn optional_output_names() -> Schema {
-    ArrayBuilder::new()
-        .schema_type(SchemaType::Array(vec![Type::Array, Type::Null]))
-        .items(RefOr::T(file_name()))
-        .description(Some("The files the actor returns (file names)."))
-        .into()
+    file_names(true)
 }
 
 /// `{"nofile": 1024}`: ulimits by name, each soft and hard.
