@@ -10,6 +10,7 @@
 //! [`Store::sweep_abandoned_chunks`].
 
 use bytes::{Bytes, BytesMut};
+use futures::{StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -19,8 +20,8 @@ use super::{Store, StoreError};
 use crate::model::blob::Blob;
 use crate::model::now_millis;
 
-/// Chunks in flight to the database at once, and at most this many per transaction: a few
-/// large transactions instead of one per chunk.
+/// Chunks queued for the database, and at most this many per transaction: a few large
+/// transactions instead of one per chunk.
 const CHUNKS_PER_TRANSACTION: usize = 3;
 
 /// Key prefix of chunks written before their content's hash was known.
@@ -168,19 +169,27 @@ impl Drop for BlobWriter {
                 task.abort();
                 let _ = task.await;
             }
-            if let Err(err) = store.delete_chunks(&spill.key).await {
+            if let Err(err) = store.chunks.delete(&spill.key).await {
                 tracing::warn!(key = %spill.key, error = %err, "cannot delete the chunks of an abandoned upload");
             }
         });
     }
 }
 
-/// Writes chunks as they come, as many as are waiting (up to a batch) in one transaction.
-async fn write_chunks(store: Store, key: String, mut chunks: mpsc::Receiver<(i64, Bytes)>) -> Result<(), StoreError> {
-    let mut batch = Vec::with_capacity(CHUNKS_PER_TRANSACTION);
-    while chunks.recv_many(&mut batch, CHUNKS_PER_TRANSACTION).await > 0 {
-        store.insert_chunks(&key, &batch).await?;
-        batch.clear();
-    }
-    Ok(())
+/// Writes chunks as they come, as many as are waiting (up to a batch) in one transaction, and
+/// as many transactions at once as the database can run side by side.
+async fn write_chunks(store: Store, key: String, chunks: mpsc::Receiver<(i64, Bytes)>) -> Result<(), StoreError> {
+    let parallel = store.chunks.parallel_writes();
+    let batches = futures::stream::unfold(chunks, |mut chunks| async move {
+        let mut batch = Vec::with_capacity(CHUNKS_PER_TRANSACTION);
+        (chunks.recv_many(&mut batch, CHUNKS_PER_TRANSACTION).await > 0).then_some((batch, chunks))
+    });
+    batches
+        .map(|batch| {
+            let (store, key) = (&store, &key);
+            async move { store.chunks.insert(key, &batch).await }
+        })
+        .buffer_unordered(parallel)
+        .try_for_each(|()| std::future::ready(Ok(())))
+        .await
 }

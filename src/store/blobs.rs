@@ -90,37 +90,10 @@ impl Store {
             .is_some();
         let chunk_count = if bytes.is_empty() { 0 } else { 1 };
         if !known && chunk_count == 1 {
-            self.insert_chunks(&sha256, &[(0, bytes.clone())]).await?;
+            self.chunks.insert(&sha256, &[(0, bytes.clone())]).await?;
         }
         let written = Written { chunk_key: sha256.clone(), sha256, size: bytes.len() as u64, chunk_count };
         self.commit_content(upload, &written).await
-    }
-
-    /// Writes chunks under `key`, in one transaction.
-    pub(super) async fn insert_chunks(&self, key: &str, chunks: &[(i64, Bytes)]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::db("writing blob chunks"))?;
-        for (index, data) in chunks {
-            sqlx::query(
-                "INSERT INTO blob_chunks (sha256, idx, data) VALUES ($1, $2, $3) ON CONFLICT (sha256, idx) DO NOTHING",
-            )
-            .bind(key)
-            .bind(*index)
-            .bind(&data[..])
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::db("writing a blob chunk"))?;
-        }
-        tx.commit().await.map_err(StoreError::db("writing blob chunks"))
-    }
-
-    /// Deletes the chunks stored under `key`.
-    pub(super) async fn delete_chunks(&self, key: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM blob_chunks WHERE sha256 = $1")
-            .bind(key)
-            .execute(&self.pool)
-            .await
-            .map_err(StoreError::db("deleting the chunks of an unused upload"))?;
-        Ok(())
     }
 
     /// Writes the content row (unless the same bytes are stored) and the blob row together.
@@ -159,7 +132,7 @@ impl Store {
         tx.commit().await.map_err(StoreError::db("storing a blob"))?;
         if inserted == 0
             && let Some(key) = chunk_key
-            && let Err(err) = self.delete_chunks(key).await
+            && let Err(err) = self.chunks.delete(key).await
         {
             tracing::warn!(key, error = %err, "cannot delete the chunks of content stored twice");
         }
@@ -174,18 +147,23 @@ impl Store {
         })
     }
 
-    /// Deletes the chunks of uploads that started more than a day ago and never finished.
+    /// Deletes the chunks of uploads that started more than a day ago and never finished;
+    /// gives back how many uploads they were.
     pub async fn sweep_abandoned_chunks(&self) -> Result<u64, StoreError> {
         let cutoff = format!("{UPLOAD_KEY_PREFIX}{:013}", now_millis() - ABANDONED_AFTER_MS);
-        let done = sqlx::query(
-            "DELETE FROM blob_chunks WHERE sha256 LIKE 'upload-%' AND sha256 < $1 \
-             AND NOT EXISTS (SELECT 1 FROM blob_contents c WHERE c.chunk_key = blob_chunks.sha256)",
-        )
-        .bind(cutoff)
-        .execute(&self.pool)
-        .await
-        .map_err(StoreError::db("deleting the chunks of abandoned uploads"))?;
-        Ok(done.rows_affected())
+        let mut swept = 0;
+        for key in self.chunks.keys_between(UPLOAD_KEY_PREFIX, &cutoff).await? {
+            let named = sqlx::query("SELECT sha256 FROM blob_contents WHERE chunk_key = $1")
+                .bind(&key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(StoreError::db("looking up the content of an unfinished upload"))?;
+            if named.is_none() {
+                self.chunks.delete(&key).await?;
+                swept += 1;
+            }
+        }
+        Ok(swept)
     }
 
     /// The first blob stored with this content, if any.
@@ -248,16 +226,7 @@ impl Store {
 
     /// One chunk of stored content, by the content's `chunk_key`.
     pub async fn blob_chunk(&self, chunk_key: &str, index: i64) -> Result<Vec<u8>, StoreError> {
-        let data = sqlx::query_scalar::<_, Vec<u8>>("SELECT data FROM blob_chunks WHERE sha256 = $1 AND idx = $2")
-            .bind(chunk_key)
-            .bind(index)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::db("reading a blob chunk"))?;
-        data.ok_or_else(|| StoreError::Corrupt {
-            what: "blob content",
-            detail: format!("chunk {index} of {chunk_key} is missing"),
-        })
+        self.chunks.read(chunk_key, index).await
     }
 
     /// The whole content of a blob, for callers that need it in memory (base64 replies, small files).
@@ -272,7 +241,7 @@ impl Store {
     /// How many distinct contents and chunks are stored (for tests and metrics).
     pub async fn content_stats(&self) -> Result<(i64, i64), StoreError> {
         let contents = self.count("blob_contents").await?;
-        let chunks = self.count("blob_chunks").await?;
+        let chunks = self.chunks.count().await?;
         Ok((contents, chunks))
     }
 }

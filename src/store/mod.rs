@@ -6,6 +6,8 @@ mod actors;
 mod blob_writer;
 mod blobs;
 mod callbacks;
+mod chunk_file;
+mod chunks;
 mod counts;
 mod events;
 mod instances;
@@ -90,6 +92,8 @@ impl Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Blob chunks: in `pool` on PostgreSQL, in a file of their own beside a SQLite file.
+    chunks: chunks::Chunks,
 }
 
 impl Store {
@@ -124,11 +128,12 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(connect_err)?;
-        let store = Store { pool, backend };
-        migrate::run(&store).await?;
+        migrate::run(&pool, backend).await?;
+        let chunks = chunks::Chunks::open(&pool, backend, &url, max_connections).await?;
+        let store = Store { pool, backend, chunks };
         let swept = store.sweep_abandoned_chunks().await?;
         if swept > 0 {
-            tracing::info!(chunks = swept, "deleted the chunks of uploads abandoned more than a day ago");
+            tracing::info!(uploads = swept, "deleted the chunks of uploads abandoned more than a day ago");
         }
         Ok(store)
     }
@@ -144,6 +149,7 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        self.chunks.close().await;
         self.pool.close().await;
     }
 }

@@ -119,3 +119,83 @@ async fn oversized_and_bad_blobs_are_refused(db: Db) {
     store.close().await;
     server.finish().await;
 }
+
+/// A SQLite database from before chunk files kept its chunks in the main file: at the next
+/// start they move to `<name>-chunks.db`, and every blob still downloads byte for byte.
+#[tokio::test]
+async fn chunks_of_an_older_sqlite_database_move_to_their_own_file() {
+    use sqlx::{Connection, Executor};
+
+    let tweak = |c: &mut wharf::config::Config| c.blobs.chunk_size = 1 << 20;
+    let server = TestServer::start_with(Db::Sqlite, tweak).await;
+    let bytes = pattern((3 << 20) + 777);
+    let id = server.blob("old.bin", &bytes).await;
+    let db = server.stop().await;
+    let main_file = db._dir.path().join("wharf.db");
+    let chunk_file = db._dir.path().join("wharf-chunks.db");
+    assert!(chunk_file.exists(), "chunks are written to {}", chunk_file.display());
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", chunk_file.display())).await.expect("open");
+    let page_size: i64 = sqlx::query_scalar("PRAGMA page_size").fetch_one(&mut conn).await.expect("page size");
+    assert_eq!(page_size, 65536, "the chunk file has large pages");
+    conn.close().await.expect("close");
+
+    // Put the chunks back where an older wharf kept them, and remove the chunk file.
+    let mut conn = sqlx::SqliteConnection::connect(&db.url).await.expect("open the main file");
+    sqlx::query("ATTACH DATABASE $1 AS old")
+        .bind(chunk_file.display().to_string())
+        .execute(&mut conn)
+        .await
+        .expect("attach");
+    conn.execute(
+        "CREATE TABLE main.blob_chunks (sha256 TEXT NOT NULL, idx BIGINT NOT NULL, data BYTEA NOT NULL, PRIMARY KEY (sha256, idx))",
+    )
+    .await
+    .expect("create the old table");
+    let copied = conn.execute("INSERT INTO main.blob_chunks SELECT * FROM old.blob_chunks").await.expect("copy");
+    assert_eq!(copied.rows_affected(), 4, "3 MiB and a bit make four chunks of 1 MiB");
+    conn.execute("DETACH DATABASE old").await.expect("detach");
+    conn.close().await.expect("close");
+    for suffix in ["", "-wal", "-shm"] {
+        let file = format!("{}{suffix}", chunk_file.display());
+        let _ = std::fs::remove_file(file);
+    }
+
+    let server = TestServer::start_on(db, tweak).await;
+    let response = server.request(Method::GET, &format!("/api/v1/Blob/{id}/content")).send().await.expect("download");
+    assert_eq!(response.status(), 200);
+    assert!(response.bytes().await.expect("body").as_ref() == bytes.as_slice(), "download is byte-exact");
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", main_file.display())).await.expect("open");
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = 'blob_chunks'")
+        .fetch_one(&mut conn)
+        .await
+        .expect("look for the old table");
+    assert_eq!(left, 0, "the main file keeps no chunk table");
+    conn.close().await.expect("close");
+    let store = wharf::store::Store::open(&server.db.url, 1).await.expect("open the test database");
+    assert_eq!(store.content_stats().await.expect("stats"), (1, 4), "all four chunks moved");
+    store.close().await;
+    server.finish().await;
+}
+
+/// The chunk file's write-ahead log holds every chunk written until it is copied back into
+/// the file; once uploads pause, that happens and the log is emptied.
+#[tokio::test]
+async fn the_chunk_files_log_is_copied_back_once_uploads_pause() {
+    let server = TestServer::start_with(Db::Sqlite, |c| c.blobs.chunk_size = 1 << 20).await;
+    let bytes = pattern(16 << 20);
+    let id = server.blob("big.bin", &bytes).await;
+    let log = server.db._dir.path().join("wharf-chunks.db-wal");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut size = u64::MAX;
+    while std::time::Instant::now() < deadline {
+        size = std::fs::metadata(&log).map_or(0, |m| m.len());
+        if size == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(size, 0, "{} is emptied within 10 s of the last write", log.display());
+    let response = server.request(Method::GET, &format!("/api/v1/Blob/{id}/content")).send().await.expect("download");
+    assert!(response.bytes().await.expect("body").as_ref() == bytes.as_slice(), "download is byte-exact");
+    server.finish().await;
+}
