@@ -83,6 +83,14 @@ async fn main() -> Result<(), Error> {
             ratio(cp_sync, down)
         );
         if postgres.is_some() {
+            let alone = postgres_alone(url, &files[0]).await?;
+            println!(
+                "PostgreSQL alone (the same chunk inserts from one connection, no HTTP, no hashing): {:.2} s ({:.0} MB/s, {:.2}× cp); the upload is {:.2}× this",
+                alone.as_secs_f64(),
+                mb(alone),
+                ratio(cp, alone),
+                ratio(alone, up)
+            );
             listing(&client, &base, url, instances).await?;
         }
         stop.cancel();
@@ -241,6 +249,34 @@ async fn serve(url: &str) -> Result<(String, tokio_util::sync::CancellationToken
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok((base, stop, served))
+}
+
+/// Writes `file` into a table like the service's chunk table, in 3 MiB chunks, three to a
+/// transaction: what the database alone takes for the bytes of one upload.
+async fn postgres_alone(url: &str, file: &Path) -> Result<Duration, Error> {
+    let mut conn = sqlx::PgConnection::connect(url).await?;
+    sqlx::raw_sql(
+        "CREATE TABLE bench_chunks (sha256 TEXT NOT NULL, idx BIGINT NOT NULL, data BYTEA NOT NULL, PRIMARY KEY (sha256, idx)); \
+         ALTER TABLE bench_chunks ALTER COLUMN data SET STORAGE EXTERNAL",
+    )
+    .execute(&mut conn)
+    .await?;
+    let bytes = std::fs::read(file)?;
+    let clock = Instant::now();
+    for (batch, chunks) in bytes.chunks(9 << 20).enumerate() {
+        let mut tx = conn.begin().await?;
+        for (index, chunk) in chunks.chunks(3 << 20).enumerate() {
+            sqlx::query("INSERT INTO bench_chunks (sha256, idx, data) VALUES ('bench', $1, $2)")
+                .bind((batch * 3 + index) as i64)
+                .bind(chunk)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+    }
+    let took = clock.elapsed();
+    sqlx::raw_sql("DROP TABLE bench_chunks").execute(&mut conn).await?;
+    Ok(took)
 }
 
 /// Requests per second of a page of instances over `rows` of them, and of `/healthz`.

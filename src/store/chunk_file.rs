@@ -12,7 +12,8 @@
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor, Row};
@@ -24,15 +25,16 @@ use super::StoreError;
 /// Page size of a new chunk file (an existing file keeps the size it was made with).
 const PAGE_SIZE: u32 = 65536;
 
-/// Log pages after which a commit copies the log back itself: 2 GiB, a backstop for when the
+/// Log pages after which a commit copies the log back itself: 4 GiB, a backstop for when the
 /// checkpointer cannot keep up.
-const AUTOCHECKPOINT_PAGES: u32 = 32768;
+const AUTOCHECKPOINT_PAGES: u32 = 65536;
 
-/// The log is copied back once writes pause this long...
+/// The log is copied back once the file is left alone (no read, no write) this long...
 const QUIET: Duration = Duration::from_millis(200);
 
-/// ...or once it grows past this size (the largest blob by default), whatever the writes do.
-const LOG_HIGH_WATER: u64 = 1 << 30;
+/// ...or once it grows past this size (twice the largest blob by default), whatever the
+/// reads and writes do.
+const LOG_HIGH_WATER: u64 = 2 << 30;
 
 /// The writer's page cache, in KiB: a transaction of three 3 MiB chunks fits, so none of it is
 /// spilled to the log before its commit (with the default 2 MiB, writes ran at half the speed).
@@ -152,17 +154,37 @@ pub(super) async fn move_from_main(main: &AnyPool, path: &Path) -> Result<(), St
     }
 }
 
-/// Copies the chunk file's write-ahead log back into the file once writes pause, on a task
-/// of its own: the copy would otherwise take a third of an upload's speed, whether a commit
-/// or a concurrent pass does it. The task ends when the last clone is dropped.
+/// Copies the chunk file's write-ahead log back into the file once it is left alone, on a
+/// task of its own. Done in the commit that crosses the log's limit, the copy took a third of
+/// an upload's speed; done beside a download, it took a core from it. The task ends when the
+/// last clone is dropped.
 #[derive(Clone)]
 pub(super) struct Checkpointer {
     inner: Arc<Running>,
 }
 
 struct Running {
-    wrote: Arc<Notify>,
+    activity: Arc<Activity>,
     stop: CancellationToken,
+}
+
+/// What the task watches: writes to copy back, and when the file was last used.
+struct Activity {
+    wrote: Notify,
+    since: Instant,
+    /// Milliseconds after `since` of the last read or write.
+    last_use: AtomicU64,
+}
+
+impl Activity {
+    fn touch(&self) {
+        self.last_use.store(self.since.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// How long the file has been left alone.
+    fn idle(&self) -> Duration {
+        self.since.elapsed().saturating_sub(Duration::from_millis(self.last_use.load(Ordering::Relaxed)))
+    }
 }
 
 impl Drop for Running {
@@ -174,15 +196,21 @@ impl Drop for Running {
 impl Checkpointer {
     /// Starts the task for the chunk file at `path`.
     pub(super) fn start(pool: AnyPool, path: &Path) -> Checkpointer {
-        let wrote = Arc::new(Notify::new());
+        let activity = Arc::new(Activity { wrote: Notify::new(), since: Instant::now(), last_use: AtomicU64::new(0) });
         let stop = CancellationToken::new();
-        tokio::spawn(copy_back(pool, log_path(path), wrote.clone(), stop.clone()));
-        Checkpointer { inner: Arc::new(Running { wrote, stop }) }
+        tokio::spawn(copy_back(pool, log_path(path), activity.clone(), stop.clone()));
+        Checkpointer { inner: Arc::new(Running { activity, stop }) }
     }
 
     /// Says that a write was committed.
     pub(super) fn wrote(&self) {
-        self.inner.wrote.notify_one();
+        self.inner.activity.touch();
+        self.inner.activity.wrote.notify_one();
+    }
+
+    /// Says that chunks were read.
+    pub(super) fn read(&self) {
+        self.inner.activity.touch();
     }
 }
 
@@ -193,25 +221,22 @@ fn log_path(path: &Path) -> PathBuf {
     PathBuf::from(log)
 }
 
-async fn copy_back(pool: AnyPool, log: PathBuf, wrote: Arc<Notify>, stop: CancellationToken) {
+async fn copy_back(pool: AnyPool, log: PathBuf, activity: Arc<Activity>, stop: CancellationToken) {
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
-            () = wrote.notified() => {}
+            () = activity.wrote.notified() => {}
         }
-        // Wait for a pause in the writes, unless the log grows too large meanwhile.
+        // Wait until the file is left alone, unless the log grows too large meanwhile.
         loop {
+            let idle = activity.idle();
+            if idle >= QUIET || std::fs::metadata(&log).map_or(0, |m| m.len()) >= LOG_HIGH_WATER {
+                break;
+            }
             tokio::select! {
                 () = stop.cancelled() => return,
-                () = wrote.notified() => {
-                    let size = std::fs::metadata(&log).map_or(0, |m| m.len());
-                    if size < LOG_HIGH_WATER {
-                        continue;
-                    }
-                }
-                () = tokio::time::sleep(QUIET) => {}
+                () = tokio::time::sleep(QUIET - idle) => {}
             }
-            break;
         }
         match checkpoint(&pool).await {
             // Copied back in full: the log is cut back unless someone is on it right now.
@@ -221,7 +246,7 @@ async fn copy_back(pool: AnyPool, log: PathBuf, wrote: Arc<Notify>, stop: Cancel
                 }
             }
             // Writes came in the meantime: the next pause finishes the copy.
-            Ok(false) => wrote.notify_one(),
+            Ok(false) => activity.wrote.notify_one(),
             Err(err) if pool.is_closed() => {
                 tracing::debug!(error = %err, "chunk file closed");
                 return;

@@ -20,7 +20,7 @@ pub(super) struct Chunks {
     /// page cache large enough for a transaction, so that writes queue here instead of
     /// polling for the file's write lock.
     writer: AnyPool,
-    /// On a SQLite file: copies the chunk file's log back when writes pause.
+    /// On a SQLite file: copies the chunk file's log back when the file is left alone.
     checkpointer: Option<Checkpointer>,
     backend: Backend,
 }
@@ -83,6 +83,9 @@ impl Chunks {
             .fetch_optional(&self.pool)
             .await
             .map_err(StoreError::db("reading a blob chunk"))?;
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.read();
+        }
         data.ok_or_else(|| StoreError::Corrupt {
             what: "blob content",
             detail: format!("chunk {index} of {key} is missing"),
