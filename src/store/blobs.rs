@@ -102,6 +102,7 @@ impl Store {
         let id = Uuid::new_v4();
         let now = now_millis();
         let chunk_key = (written.chunk_key != written.sha256).then_some(written.chunk_key.as_str());
+        self.chunks.make_durable().await?;
         let mut tx = self.pool.begin().await.map_err(StoreError::db("storing a blob"))?;
         let inserted = sqlx::query(
             "INSERT INTO blob_contents (sha256, size, chunk_count, created_at, chunk_key) VALUES ($1, $2, $3, $4, $5) \

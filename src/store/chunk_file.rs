@@ -165,6 +165,7 @@ pub(super) struct Checkpointer {
 
 struct Running {
     activity: Arc<Activity>,
+    log: PathBuf,
     stop: CancellationToken,
 }
 
@@ -174,7 +175,13 @@ struct Activity {
     since: Instant,
     /// Milliseconds after `since` of the last read or write.
     last_use: AtomicU64,
+    /// Bytes written to the log since a sync of it was last started.
+    unsynced: AtomicU64,
 }
+
+/// The log is synced on a blocking thread after this many bytes are written to it, so that the
+/// sync an upload ends with (`Chunks::make_durable`) finds little left to write to the disk.
+const SYNC_EVERY: u64 = 64 << 20;
 
 impl Activity {
     fn touch(&self) {
@@ -196,16 +203,34 @@ impl Drop for Running {
 impl Checkpointer {
     /// Starts the task for the chunk file at `path`.
     pub(super) fn start(pool: AnyPool, path: &Path) -> Checkpointer {
-        let activity = Arc::new(Activity { wrote: Notify::new(), since: Instant::now(), last_use: AtomicU64::new(0) });
+        let activity = Arc::new(Activity {
+            wrote: Notify::new(),
+            since: Instant::now(),
+            last_use: AtomicU64::new(0),
+            unsynced: AtomicU64::new(0),
+        });
         let stop = CancellationToken::new();
-        tokio::spawn(copy_back(pool, log_path(path), activity.clone(), stop.clone()));
-        Checkpointer { inner: Arc::new(Running { activity, stop }) }
+        let log = log_path(path);
+        tokio::spawn(copy_back(pool, log.clone(), activity.clone(), stop.clone()));
+        Checkpointer { inner: Arc::new(Running { activity, log, stop }) }
     }
 
-    /// Says that a write was committed.
-    pub(super) fn wrote(&self) {
-        self.inner.activity.touch();
-        self.inner.activity.wrote.notify_one();
+    /// The chunk file's write-ahead log.
+    pub(super) fn log(&self) -> &Path {
+        &self.inner.log
+    }
+
+    /// Says that a write of `bytes` was committed.
+    pub(super) fn wrote(&self, bytes: u64) {
+        let activity = &self.inner.activity;
+        activity.touch();
+        activity.wrote.notify_one();
+        if activity.unsynced.fetch_add(bytes, Ordering::Relaxed) + bytes >= SYNC_EVERY {
+            activity.unsynced.store(0, Ordering::Relaxed);
+            let log = self.inner.log.clone();
+            // Only ahead of the sync that counts: a failure here shows in that one.
+            tokio::task::spawn_blocking(move || std::fs::File::open(log).and_then(|file| file.sync_data()));
+        }
     }
 
     /// Says that chunks were read.
