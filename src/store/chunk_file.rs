@@ -6,8 +6,8 @@
 //!   writes run 2.6× as fast and reads 2.2× as fast, measured with 4 KiB pages as the baseline.
 //!   The main file keeps 4 KiB pages: with 64 KiB pages, its small row updates ran at 0.3×.
 //! - It has its own write lock: an upload does not hold up instance and actor updates.
-//! - Its write-ahead log is copied back into the file by a [`Checkpointer`] task while the
-//!   writes go on. Otherwise, the commit that happens to cross the log's limit does it.
+//! - Its write-ahead log is copied back into the file by a [`Checkpointer`] task once the file
+//!   is left alone, not by the commit that happens to cross the log's limit.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -40,6 +40,9 @@ const LOG_HIGH_WATER: u64 = 2 << 30;
 /// spilled to the log before its commit (with the default 2 MiB, writes ran at half the speed).
 const WRITER_CACHE_KIB: u32 = 16384;
 
+/// The size a log that was copied back in full is cut back to.
+const LOG_SIZE_LIMIT: u64 = 64 << 20;
+
 /// What a pool on the chunk file is for.
 #[derive(Clone, Copy)]
 pub(super) enum Role {
@@ -48,9 +51,6 @@ pub(super) enum Role {
     /// Up to this many connections, with SQLite's default page cache.
     Readers(u32),
 }
-
-/// The size a log that was copied back in full is cut back to.
-const LOG_SIZE_LIMIT: u64 = 64 << 20;
 
 /// The chunk file of the SQLite database at `url`; `None` for an in-memory database, whose
 /// chunks stay in its one pool.
@@ -215,11 +215,6 @@ impl Checkpointer {
         Checkpointer { inner: Arc::new(Running { activity, log, stop }) }
     }
 
-    /// The chunk file's write-ahead log.
-    pub(super) fn log(&self) -> &Path {
-        &self.inner.log
-    }
-
     /// Says that a write of `bytes` was committed.
     pub(super) fn wrote(&self, bytes: u64) {
         let activity = &self.inner.activity;
@@ -229,13 +224,29 @@ impl Checkpointer {
             activity.unsynced.store(0, Ordering::Relaxed);
             let log = self.inner.log.clone();
             // Only ahead of the sync that counts: a failure here shows in that one.
-            tokio::task::spawn_blocking(move || std::fs::File::open(log).and_then(|file| file.sync_data()));
+            tokio::task::spawn_blocking(move || sync(&log));
         }
+    }
+
+    /// Writes the log to the disk, with every chunk committed so far.
+    pub(super) async fn sync_log(&self) -> Result<(), StoreError> {
+        let log = self.inner.log.clone();
+        let synced = tokio::task::spawn_blocking(move || sync(&log)).await.map_err(std::io::Error::other);
+        synced.and_then(|done| done).map_err(|source| StoreError::Io { doing: "syncing the chunk file's log", source })
     }
 
     /// Says that chunks were read.
     pub(super) fn read(&self) {
         self.inner.activity.touch();
+    }
+}
+
+/// Syncs the log at `log`; there is nothing to sync when it does not exist.
+fn sync(log: &Path) -> std::io::Result<()> {
+    match std::fs::File::open(log) {
+        Ok(file) => file.sync_data(),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(err),
     }
 }
 

@@ -80,16 +80,10 @@ impl Chunks {
     /// SQLite chunk file this syncs its log (whatever was copied out of the log was synced by
     /// the copy). On PostgreSQL, chunks and content rows share one log, which keeps the order.
     pub(super) async fn make_durable(&self) -> Result<(), StoreError> {
-        let Some(checkpointer) = &self.checkpointer else { return Ok(()) };
-        let log = checkpointer.log().to_owned();
-        let synced = tokio::task::spawn_blocking(move || match std::fs::File::open(&log) {
-            Ok(file) => file.sync_data(),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(err) => Err(err),
-        })
-        .await
-        .map_err(|e| StoreError::Io { doing: "syncing the chunk file", source: std::io::Error::other(e) })?;
-        synced.map_err(|source| StoreError::Io { doing: "syncing the chunk file's log", source })
+        match &self.checkpointer {
+            Some(checkpointer) => checkpointer.sync_log().await,
+            None => Ok(()),
+        }
     }
 
     /// One chunk of the content stored under `key`.

@@ -193,7 +193,9 @@ fn large_blobs_stream_in_constant_memory() {
     let grew = running.peak_rss().saturating_sub(baseline);
     let (status, log) = running.terminate();
     assert!(status.success(), "{log}");
-    assert!(grew < 96 << 20, "a 256 MiB blob went through while memory grew by only {} MiB", grew >> 20);
+    // Seen: 62–81 MiB before chunks had a SQLite file of their own, 81–96 MiB since, with its
+    // writer's fixed 16 MiB page cache. Holding the blob would take 256 MiB.
+    assert!(grew < 112 << 20, "a 256 MiB blob went through while memory grew by only {} MiB", grew >> 20);
 }
 
 #[test]

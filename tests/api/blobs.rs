@@ -9,6 +9,21 @@ use crate::support::{Db, TestServer};
 
 on_both_databases!(base64_round_trip, raw_upload_streams_and_dedups, oversized_and_bad_blobs_are_refused);
 
+/// How many distinct contents and chunks the server's database holds.
+async fn stored_contents_and_chunks(server: &TestServer) -> (i64, i64) {
+    let store = wharf::store::Store::open(&server.db.url, 1).await.expect("open the test database");
+    let stats = store.content_stats().await.expect("stats");
+    store.close().await;
+    stats
+}
+
+/// The raw content of blob `id`.
+async fn download(server: &TestServer, id: &str) -> bytes::Bytes {
+    let response = server.request(Method::GET, &format!("/api/v1/Blob/{id}/content")).send().await.expect("download");
+    assert_eq!(response.status(), 200);
+    response.bytes().await.expect("body")
+}
+
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
@@ -72,9 +87,7 @@ async fn raw_upload_streams_and_dedups(db: Db) {
     assert_eq!(info.expect_ok()["name"], "copy.txt");
 
     // The same bytes are stored once: 11 chunks of 1 MiB, one content row.
-    let store = wharf::store::Store::open(&server.db.url, 1).await.expect("open the test database");
-    assert_eq!(store.content_stats().await.expect("stats"), (1, 11));
-    store.close().await;
+    assert_eq!(stored_contents_and_chunks(&server).await, (1, 11));
 
     server.blob("empty.txt", b"").await;
     let empty = server.get("/api/v1/Blob/All?page=1&pageSize=1").await;
@@ -114,9 +127,7 @@ async fn oversized_and_bad_blobs_are_refused(db: Db) {
     server.get("/api/v1/Blob/All?page=x").await.expect_error(400, "page");
 
     assert_eq!(server.count("/api/v1/Blob/All").await, 0, "no refused upload was stored");
-    let store = wharf::store::Store::open(&server.db.url, 1).await.expect("open the test database");
-    assert_eq!(store.content_stats().await.expect("stats"), (0, 0), "not even chunks");
-    store.close().await;
+    assert_eq!(stored_contents_and_chunks(&server).await, (0, 0), "not even chunks");
     server.finish().await;
 }
 
@@ -161,9 +172,7 @@ async fn chunks_of_an_older_sqlite_database_move_to_their_own_file() {
     }
 
     let server = TestServer::start_on(db, tweak).await;
-    let response = server.request(Method::GET, &format!("/api/v1/Blob/{id}/content")).send().await.expect("download");
-    assert_eq!(response.status(), 200);
-    assert!(response.bytes().await.expect("body").as_ref() == bytes.as_slice(), "download is byte-exact");
+    assert!(download(&server, &id).await.as_ref() == bytes.as_slice(), "download is byte-exact");
     let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", main_file.display())).await.expect("open");
     let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = 'blob_chunks'")
         .fetch_one(&mut conn)
@@ -171,9 +180,7 @@ async fn chunks_of_an_older_sqlite_database_move_to_their_own_file() {
         .expect("look for the old table");
     assert_eq!(left, 0, "the main file keeps no chunk table");
     conn.close().await.expect("close");
-    let store = wharf::store::Store::open(&server.db.url, 1).await.expect("open the test database");
-    assert_eq!(store.content_stats().await.expect("stats"), (1, 4), "all four chunks moved");
-    store.close().await;
+    assert_eq!(stored_contents_and_chunks(&server).await, (1, 4), "all four chunks moved");
     server.finish().await;
 }
 
@@ -195,7 +202,6 @@ async fn the_chunk_files_log_is_copied_back_once_uploads_pause() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(size, 0, "{} is emptied within 10 s of the last write", log.display());
-    let response = server.request(Method::GET, &format!("/api/v1/Blob/{id}/content")).send().await.expect("download");
-    assert!(response.bytes().await.expect("body").as_ref() == bytes.as_slice(), "download is byte-exact");
+    assert!(download(&server, &id).await.as_ref() == bytes.as_slice(), "download is byte-exact");
     server.finish().await;
 }
