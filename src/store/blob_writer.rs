@@ -187,7 +187,7 @@ async fn write_chunks(store: Store, key: String, chunks: mpsc::Receiver<(i64, By
     batches
         .map(|batch| {
             let (store, key) = (&store, &key);
-            async move { store.chunks.insert(key, &batch).await }
+            async move { store.chunks.insert(key, batch).await }
         })
         .buffer_unordered(parallel)
         .try_for_each(|()| std::future::ready(Ok(())))

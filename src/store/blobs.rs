@@ -90,7 +90,7 @@ impl Store {
             .is_some();
         let chunk_count = if bytes.is_empty() { 0 } else { 1 };
         if !known && chunk_count == 1 {
-            self.chunks.insert(&sha256, &[(0, bytes.clone())]).await?;
+            self.chunks.insert(&sha256, vec![(0, bytes.clone())]).await?;
         }
         let written = Written { chunk_key: sha256.clone(), sha256, size: bytes.len() as u64, chunk_count };
         self.commit_content(upload, &written).await

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use sqlx::{AnyPool, Executor, Row, SqlitePool};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -69,16 +69,17 @@ pub(super) fn path_beside(url: &str) -> Option<PathBuf> {
     Some(path.with_file_name(name))
 }
 
-/// Opens (creating it when needed) the chunk file at `path`.
-pub(super) async fn open(path: &Path, role: Role) -> Result<AnyPool, StoreError> {
+/// Opens (creating it when needed) the chunk file at `path`. The pool is SQLite's own, not
+/// the `Any` driver's, which copies each chunk twice more on its way in and once on its way out.
+pub(super) async fn open(path: &Path, role: Role) -> Result<SqlitePool, StoreError> {
     let url = format!("sqlite://{}?mode=rwc", path.display());
     let connect_err = |source| StoreError::Connect { url: url.clone(), source };
-    let options = AnyConnectOptions::from_str(&url).map_err(connect_err)?;
+    let options = SqliteConnectOptions::from_str(&url).map_err(connect_err)?;
     let max_connections = match role {
         Role::Writer => 1,
         Role::Readers(count) => count,
     };
-    let pool = AnyPoolOptions::new()
+    let pool = SqlitePoolOptions::new()
         .max_connections(max_connections)
         // Writers queue here for the one connection, each for a transaction of a few chunks.
         .acquire_timeout(Duration::from_secs(60))
@@ -202,7 +203,7 @@ impl Drop for Running {
 
 impl Checkpointer {
     /// Starts the task for the chunk file at `path`.
-    pub(super) fn start(pool: AnyPool, path: &Path) -> Checkpointer {
+    pub(super) fn start(pool: SqlitePool, path: &Path) -> Checkpointer {
         let activity = Arc::new(Activity {
             wrote: Notify::new(),
             since: Instant::now(),
@@ -257,7 +258,7 @@ fn log_path(path: &Path) -> PathBuf {
     PathBuf::from(log)
 }
 
-async fn copy_back(pool: AnyPool, log: PathBuf, activity: Arc<Activity>, stop: CancellationToken) {
+async fn copy_back(pool: SqlitePool, log: PathBuf, activity: Arc<Activity>, stop: CancellationToken) {
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
@@ -295,14 +296,14 @@ async fn copy_back(pool: AnyPool, log: PathBuf, activity: Arc<Activity>, stop: C
 }
 
 /// One pass that waits for no reader or writer; true when the whole log was copied back.
-async fn checkpoint(pool: &AnyPool) -> Result<bool, sqlx::Error> {
+async fn checkpoint(pool: &SqlitePool) -> Result<bool, sqlx::Error> {
     let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(pool).await?;
     let (log, copied): (i64, i64) = (row.try_get(1)?, row.try_get(2)?);
     Ok(log == copied)
 }
 
 /// Empties the log, giving up at once if anyone is using it.
-async fn truncate(pool: &AnyPool) -> Result<(), sqlx::Error> {
+async fn truncate(pool: &SqlitePool) -> Result<(), sqlx::Error> {
     let mut conn = pool.acquire().await?;
     conn.execute("PRAGMA busy_timeout = 0").await?;
     let done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").await;

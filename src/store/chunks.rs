@@ -6,7 +6,7 @@
 //! lock and write-ahead log of their own; the main file keeps small pages for its small rows.
 
 use bytes::Bytes;
-use sqlx::AnyPool;
+use sqlx::{AnyPool, SqlitePool};
 
 use super::chunk_file::{self, Checkpointer};
 use super::{Backend, StoreError};
@@ -14,15 +14,36 @@ use super::{Backend, StoreError};
 /// Where chunks are read and written.
 #[derive(Clone)]
 pub(super) struct Chunks {
-    /// Reads chunks.
-    pool: AnyPool,
-    /// Writes and deletes chunks: `pool` itself, or on a SQLite file one connection with a
-    /// page cache large enough for a transaction, so that writes queue here instead of
-    /// polling for the file's write lock.
-    writer: AnyPool,
+    pools: Pools,
     /// On a SQLite file: copies the chunk file's log back when the file is left alone.
     checkpointer: Option<Checkpointer>,
     backend: Backend,
+}
+
+/// The pools of the chunks' table.
+#[derive(Clone)]
+enum Pools {
+    /// The main pool: on PostgreSQL, and for an in-memory SQLite database.
+    Main(AnyPool),
+    /// A chunk file's own pools.
+    File {
+        /// Reads chunks.
+        readers: SqlitePool,
+        /// Writes and deletes chunks: one connection with a page cache large enough for a
+        /// transaction, so that writes queue here instead of polling for the file's write lock.
+        writer: SqlitePool,
+    },
+}
+
+/// Runs `$body` with `$pool` bound to the pool that `$role` (`readers` or `writer`) names;
+/// the body is checked once per driver, so one query text serves both.
+macro_rules! on_pool {
+    ($pools:expr, $role:ident, |$pool:ident| $body:expr) => {
+        match &$pools {
+            Pools::Main($pool) => $body,
+            Pools::File { $role: $pool, .. } => $body,
+        }
+    };
 }
 
 impl Chunks {
@@ -39,13 +60,13 @@ impl Chunks {
             Backend::Postgres => None,
         };
         let Some(path) = path else {
-            return Ok(Chunks { pool: main.clone(), writer: main.clone(), checkpointer: None, backend });
+            return Ok(Chunks { pools: Pools::Main(main.clone()), checkpointer: None, backend });
         };
         let writer = chunk_file::open(&path, chunk_file::Role::Writer).await?;
-        let pool = chunk_file::open(&path, chunk_file::Role::Readers(max_connections)).await?;
+        let readers = chunk_file::open(&path, chunk_file::Role::Readers(max_connections)).await?;
         chunk_file::move_from_main(main, &path).await?;
-        let checkpointer = Checkpointer::start(pool.clone(), &path);
-        Ok(Chunks { pool, writer, checkpointer: Some(checkpointer), backend })
+        let checkpointer = Checkpointer::start(readers.clone(), &path);
+        Ok(Chunks { pools: Pools::File { readers, writer }, checkpointer: Some(checkpointer), backend })
     }
 
     /// How many chunk transactions of one upload run at once: one on SQLite, whose file has
@@ -54,23 +75,33 @@ impl Chunks {
         if self.backend == Backend::Sqlite { 1 } else { 2 }
     }
 
-    /// Writes chunks under `key`, in one transaction.
-    pub(super) async fn insert(&self, key: &str, chunks: &[(i64, Bytes)]) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await.map_err(StoreError::db("writing blob chunks"))?;
-        for (index, data) in chunks {
-            sqlx::query(
-                "INSERT INTO blob_chunks (sha256, idx, data) VALUES ($1, $2, $3) ON CONFLICT (sha256, idx) DO NOTHING",
-            )
-            .bind(key)
-            .bind(*index)
-            .bind(&data[..])
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::db("writing a blob chunk"))?;
+    /// Writes chunks under `key`, in one transaction. A chunk no one else holds is handed to
+    /// a chunk file's driver without a copy.
+    pub(super) async fn insert(&self, key: &str, chunks: Vec<(i64, Bytes)>) -> Result<(), StoreError> {
+        const INSERT: &str =
+            "INSERT INTO blob_chunks (sha256, idx, data) VALUES ($1, $2, $3) ON CONFLICT (sha256, idx) DO NOTHING";
+        let bytes = chunks.iter().map(|(_, data)| data.len() as u64).sum();
+        let failed = StoreError::db("writing blob chunks");
+        match &self.pools {
+            Pools::Main(pool) => {
+                let mut tx = pool.begin().await.map_err(failed)?;
+                for (index, data) in &chunks {
+                    let query = sqlx::query(INSERT).bind(key).bind(*index).bind(&data[..]);
+                    query.execute(&mut *tx).await.map_err(StoreError::db("writing a blob chunk"))?;
+                }
+                tx.commit().await.map_err(StoreError::db("writing blob chunks"))?;
+            }
+            Pools::File { writer, .. } => {
+                let mut tx = writer.begin().await.map_err(failed)?;
+                for (index, data) in chunks {
+                    let query = sqlx::query(INSERT).bind(key).bind(index).bind(Vec::from(data));
+                    query.execute(&mut *tx).await.map_err(StoreError::db("writing a blob chunk"))?;
+                }
+                tx.commit().await.map_err(StoreError::db("writing blob chunks"))?;
+            }
         }
-        tx.commit().await.map_err(StoreError::db("writing blob chunks"))?;
         if let Some(checkpointer) = &self.checkpointer {
-            checkpointer.wrote(chunks.iter().map(|(_, data)| data.len() as u64).sum());
+            checkpointer.wrote(bytes);
         }
         Ok(())
     }
@@ -88,12 +119,11 @@ impl Chunks {
 
     /// One chunk of the content stored under `key`.
     pub(super) async fn read(&self, key: &str, index: i64) -> Result<Vec<u8>, StoreError> {
-        let data = sqlx::query_scalar::<_, Vec<u8>>("SELECT data FROM blob_chunks WHERE sha256 = $1 AND idx = $2")
-            .bind(key)
-            .bind(index)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::db("reading a blob chunk"))?;
+        const SELECT: &str = "SELECT data FROM blob_chunks WHERE sha256 = $1 AND idx = $2";
+        let data = on_pool!(self.pools, readers, |pool| {
+            sqlx::query_scalar::<_, Vec<u8>>(SELECT).bind(key).bind(index).fetch_optional(pool).await
+        })
+        .map_err(StoreError::db("reading a blob chunk"))?;
         if let Some(checkpointer) = &self.checkpointer {
             checkpointer.read();
         }
@@ -105,37 +135,32 @@ impl Chunks {
 
     /// Deletes the chunks stored under `key`.
     pub(super) async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM blob_chunks WHERE sha256 = $1")
-            .bind(key)
-            .execute(&self.writer)
-            .await
-            .map_err(StoreError::db("deleting the chunks of an unused upload"))?;
-        Ok(())
+        const DELETE: &str = "DELETE FROM blob_chunks WHERE sha256 = $1";
+        on_pool!(self.pools, writer, |pool| sqlx::query(DELETE).bind(key).execute(pool).await.map(drop))
+            .map_err(StoreError::db("deleting the chunks of an unused upload"))
     }
 
     /// The keys starting with `prefix` that sort before `before`.
     pub(super) async fn keys_between(&self, prefix: &str, before: &str) -> Result<Vec<String>, StoreError> {
-        sqlx::query_scalar::<_, String>("SELECT DISTINCT sha256 FROM blob_chunks WHERE sha256 >= $1 AND sha256 < $2")
-            .bind(prefix)
-            .bind(before)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::db("listing the chunks of unfinished uploads"))
+        const KEYS: &str = "SELECT DISTINCT sha256 FROM blob_chunks WHERE sha256 >= $1 AND sha256 < $2";
+        on_pool!(self.pools, readers, |pool| {
+            sqlx::query_scalar::<_, String>(KEYS).bind(prefix).bind(before).fetch_all(pool).await
+        })
+        .map_err(StoreError::db("listing the chunks of unfinished uploads"))
     }
 
     /// How many chunks are stored.
     pub(super) async fn count(&self) -> Result<i64, StoreError> {
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM blob_chunks")
-            .fetch_one(&self.pool)
-            .await
+        const COUNT: &str = "SELECT COUNT(*) FROM blob_chunks";
+        on_pool!(self.pools, readers, |pool| sqlx::query_scalar::<_, i64>(COUNT).fetch_one(pool).await)
             .map_err(StoreError::db("counting blob chunks"))
     }
 
     /// Closes the chunk file, when there is one (the main pool is closed by its owner).
     pub(super) async fn close(&self) {
-        if self.checkpointer.is_some() {
-            self.writer.close().await;
-            self.pool.close().await;
+        if let Pools::File { readers, writer } = &self.pools {
+            writer.close().await;
+            readers.close().await;
         }
     }
 }
