@@ -165,8 +165,10 @@ async fn a_killed_agent_moves_its_run_to_a_new_container_and_the_node_stays_heal
         async move { executor.run(&survivor, &Default::default()).await }
     });
     tokio::time::sleep(Duration::from_millis(700)).await;
+    // Detached: the container stops once its agent is gone, and an attached exec can be
+    // cut off with it before it reports; the assertions below tell whether the kill landed.
     let killed = std::process::Command::new("docker")
-        .args(["exec", &container, "sh", "-c", "kill -9 $(pidof runner)"])
+        .args(["exec", "--detach", &container, "sh", "-c", "kill -9 $(pidof runner)"])
         .output()
         .expect("docker exec");
     assert!(killed.status.success(), "killing the agent: {}", String::from_utf8_lossy(&killed.stderr));
