@@ -48,8 +48,7 @@ impl Store {
     pub async fn fill_started_actors(&self, instances: &mut [Instance]) -> Result<(), StoreError> {
         for chunk in instances.chunks_mut(CHUNK) {
             let ids: Vec<String> = chunk.iter().map(|i| i.id.to_string()).collect();
-            let mut calls = self.actor_calls(&ids).await?;
-            let mut starts = self.starts(&ids).await?;
+            let (mut calls, mut starts) = tokio::try_join!(self.actor_calls(&ids), self.starts(&ids))?;
             for instance in chunk.iter_mut() {
                 let calls = calls.remove(&instance.id).unwrap_or_default();
                 let starts = starts.remove(&instance.id).unwrap_or_default();
