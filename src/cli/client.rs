@@ -96,6 +96,9 @@ pub struct Client {
     server: String,
     token: Option<String>,
     http: reqwest::Client,
+    /// Whether `--cert` was given: without it, an https:// service that drops the connection
+    /// right after the handshake most likely wants one.
+    presents_certificate: bool,
 }
 
 impl Client {
@@ -113,7 +116,7 @@ impl Client {
         let builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(10));
         let http =
             tls.apply(builder)?.build().map_err(|e| CliError::Usage(format!("cannot make an HTTP client: {e}")))?;
-        Ok(Client { server, token, http })
+        Ok(Client { server, token, http, presents_certificate: tls.cert.is_some() })
     }
 
     fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
@@ -127,6 +130,20 @@ impl Client {
     fn unreachable(&self, err: &reqwest::Error) -> CliError {
         let detail = crate::errors::with_causes(err);
         if ["certificate", "Certificate", "handshake", "alert", "tls", "TLS"].iter().any(|w| detail.contains(w)) {
+            return CliError::Tls { server: self.server.clone(), detail };
+        }
+        // Over TLS 1.3 the client counts the handshake done before the service has checked
+        // its certificate, so a refusal may arrive as an alert or as the connection closing
+        // before the request went out.
+        let closed = ["connection was not ready", "connection closed before message completed", "Connection reset"];
+        if self.server.starts_with("https://")
+            && !self.presents_certificate
+            && closed.iter().any(|w| detail.contains(w))
+        {
+            let detail = format!(
+                "{detail}; the service closed the connection right after the handshake, as one that \
+                 requires a client certificate does (give --cert and --key)"
+            );
             return CliError::Tls { server: self.server.clone(), detail };
         }
         let detail = if detail.contains("Connection refused") {
