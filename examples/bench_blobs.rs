@@ -108,7 +108,7 @@ async fn main() -> Result<(), Error> {
                 ratio(cp, alone),
                 ratio(alone, up)
             );
-            listing(&reqwest::Client::new(), &base, url, instances).await?;
+            listing(&base, url, instances).await?;
         }
         stop.cancel();
         served.await??;
@@ -212,8 +212,8 @@ fn median(mut run: impl FnMut() -> Result<Duration, Error>) -> Result<Duration, 
     Ok(middle(runs))
 }
 
-fn middle(mut runs: Vec<Duration>) -> Duration {
-    runs.sort();
+fn middle<T: PartialOrd + Copy>(mut runs: Vec<T>) -> T {
+    runs.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
     runs[runs.len() / 2]
 }
 
@@ -322,7 +322,7 @@ async fn postgres_alone(url: &str, file: &Path) -> Result<Duration, Error> {
 }
 
 /// Requests per second of a page of instances over `rows` of them, and of `/healthz`.
-async fn listing(client: &reqwest::Client, base: &str, url: &str, rows: i64) -> Result<(), Error> {
+async fn listing(base: &str, url: &str, rows: i64) -> Result<(), Error> {
     let mut conn = sqlx::PgConnection::connect(url).await?;
     sqlx::query(
         "INSERT INTO instances (id, name, status, stage, initial_blobs, parameters, priority, re_run_times, seq, created_at) \
@@ -333,6 +333,7 @@ async fn listing(client: &reqwest::Client, base: &str, url: &str, rows: i64) -> 
     .await?;
     sqlx::raw_sql("ANALYZE instances").execute(&mut conn).await?;
     // Short windows of each in turn, so that a slow spell of the shared machine falls on both.
+    let client = &reqwest::Client::new();
     let rate = |path: &'static str| async move {
         let clock = Instant::now();
         let mut done = 0u32;
@@ -344,19 +345,17 @@ async fn listing(client: &reqwest::Client, base: &str, url: &str, rows: i64) -> 
     };
     let (mut health, mut page, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..10 {
-        health.push(rate("/healthz").await?);
-        page.push(rate("/api/v1/StateMachineInstance/All?page=1&pageSize=20").await?);
-        ratios.push(page[page.len() - 1] / health[health.len() - 1]);
+        let healthz = rate("/healthz").await?;
+        let listed = rate("/api/v1/StateMachineInstance/All?page=1&pageSize=20").await?;
+        health.push(healthz);
+        page.push(listed);
+        ratios.push(listed / healthz);
     }
-    let median = |mut values: Vec<f64>| {
-        values.sort_by(f64::total_cmp);
-        values[values.len() / 2]
-    };
     println!(
         "PostgreSQL, {rows} instances: /healthz {:.0}/s; StateMachineInstance/All page {:.0}/s ({:.2}× /healthz, the median of ten pairs of windows)",
-        median(health),
-        median(page),
-        median(ratios)
+        middle(health),
+        middle(page),
+        middle(ratios)
     );
     Ok(())
 }

@@ -75,31 +75,20 @@ impl Chunks {
         if self.backend == Backend::Sqlite { 1 } else { 2 }
     }
 
-    /// Writes chunks under `key`, in one transaction. A chunk no one else holds is handed to
-    /// a chunk file's driver without a copy.
+    /// Writes chunks under `key`, in one transaction. A chunk no one else holds reaches a chunk
+    /// file's driver without a copy (the `Any` driver copies every chunk it is given).
     pub(super) async fn insert(&self, key: &str, chunks: Vec<(i64, Bytes)>) -> Result<(), StoreError> {
         const INSERT: &str =
             "INSERT INTO blob_chunks (sha256, idx, data) VALUES ($1, $2, $3) ON CONFLICT (sha256, idx) DO NOTHING";
         let bytes = chunks.iter().map(|(_, data)| data.len() as u64).sum();
-        let failed = StoreError::db("writing blob chunks");
-        match &self.pools {
-            Pools::Main(pool) => {
-                let mut tx = pool.begin().await.map_err(failed)?;
-                for (index, data) in &chunks {
-                    let query = sqlx::query(INSERT).bind(key).bind(*index).bind(&data[..]);
-                    query.execute(&mut *tx).await.map_err(StoreError::db("writing a blob chunk"))?;
-                }
-                tx.commit().await.map_err(StoreError::db("writing blob chunks"))?;
+        on_pool!(self.pools, writer, |pool| {
+            let mut tx = pool.begin().await.map_err(StoreError::db("writing blob chunks"))?;
+            for (index, data) in chunks {
+                let query = sqlx::query(INSERT).bind(key).bind(index).bind(Vec::from(data));
+                query.execute(&mut *tx).await.map_err(StoreError::db("writing a blob chunk"))?;
             }
-            Pools::File { writer, .. } => {
-                let mut tx = writer.begin().await.map_err(failed)?;
-                for (index, data) in chunks {
-                    let query = sqlx::query(INSERT).bind(key).bind(index).bind(Vec::from(data));
-                    query.execute(&mut *tx).await.map_err(StoreError::db("writing a blob chunk"))?;
-                }
-                tx.commit().await.map_err(StoreError::db("writing blob chunks"))?;
-            }
-        }
+            tx.commit().await.map_err(StoreError::db("writing blob chunks"))?;
+        });
         if let Some(checkpointer) = &self.checkpointer {
             checkpointer.wrote(bytes);
         }
