@@ -147,15 +147,15 @@ async fn list_blobs(
 /// Reads a blob with its content as base64.
 #[utoipa::path(get, path = "/api/v1/Blob/{id}", tag = "Blob",
     responses((status = 200, body = Envelope<BlobWithBody>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn get_blob(State(state): State<AppState>, Path(id): Path<String>) -> Result<Reply<BlobWithBody>, ApiError> {
+async fn get_blob(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let (blob, content) = state.store.get_blob(parse_id("blob", &id)?).await?;
     let max = state.config.blobs.max_inline_size;
     if blob.size as u64 > max {
         return Err(too_large_inline(max, &format!("GET /api/v1/Blob/{}/content", blob.id)));
     }
-    let _permit = transfer_permit(&state, Some(blob.size as u64)).await?;
+    let permit = transfer_permit(&state, Some(blob.size as u64)).await?;
     let body = base64_of(&state, &content).await?;
-    Ok(Reply(BlobWithBody {
+    let reply = Reply(BlobWithBody {
         id: blob.id.to_string(),
         body,
         time_stamp: blob.time_stamp,
@@ -163,7 +163,28 @@ async fn get_blob(State(state): State<AppState>, Path(id): Path<String>) -> Resu
         name: blob.name,
         size: blob.size,
         sha256: blob.sha256,
-    }))
+    });
+    Ok(held_until_sent(reply.into_response(), permit).await)
+}
+
+/// `response` with its body sent in pieces of 1 MiB that hold `permit` until the last one is
+/// taken: the server takes the next piece only once the previous one is mostly written, so
+/// a slow reader keeps its permit instead of letting more replies pile up behind it.
+async fn held_until_sent(response: Response, permit: Option<OwnedSemaphorePermit>) -> Response {
+    const PIECE: usize = 1 << 20;
+    let (mut parts, body) = response.into_parts();
+    // The JSON reply is one buffer already: taking it out copies nothing.
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return ApiError::Internal("the reply could not be read back".into()).into_response();
+    };
+    parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    let pieces = (0..bytes.len())
+        .step_by(PIECE)
+        .map(move |at| Ok::<_, std::io::Error>(bytes.slice(at..(at + PIECE).min(bytes.len()))));
+    let pieces = futures::stream::iter(pieces).inspect(move |_| {
+        let _held = &permit;
+    });
+    Response::from_parts(parts, Body::from_stream(pieces))
 }
 
 /// A blob's content in base64, encoded chunk by chunk: the raw bytes are never all held.
